@@ -1,0 +1,3 @@
+from retouch.cli import app
+
+app(prog_name="retouch")

@@ -1,0 +1,105 @@
+"""The error envelope: every failure leaves the API as ``{"error": ..., "error_code": ...}``."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from retouch.errors import RetouchError
+
+logger = logging.getLogger(__name__)
+
+# Codes for plain HTTP errors raised by the framework itself (routing, methods).
+_HTTP_CODES = {
+    400: "invalid_request_body",
+    401: "invalid_auth_token",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "file_size_too_large",
+    415: "unsupported_content_type",
+    429: "rate_limit_exceeded",
+}
+
+
+class ErrorBody(BaseModel):
+    """Pixelcut's error body."""
+
+    error: str
+    error_code: str
+
+
+def error_response(
+    status: int, error_code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": message, "error_code": error_code}, status_code=status, headers=headers
+    )
+
+
+def _request_id_header(request: Request) -> dict[str, str]:
+    request_id = getattr(request.state, "request_id", None)
+    return {"X-Request-Id": request_id} if request_id else {}
+
+
+async def _retouch_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RetouchError)
+    return error_response(exc.status, exc.error_code, exc.message, exc.headers)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    code = _HTTP_CODES.get(exc.status_code, phrase.lower().replace(" ", "_"))
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else phrase
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    kind = first.get("type", "")
+    field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query"))
+    if kind == "json_invalid":
+        return error_response(400, "invalid_request_body", "The request body is not valid JSON")
+    if kind == "missing":
+        return error_response(400, "missing_parameter", f"{field} is required")
+    return error_response(400, "invalid_parameter", f"{field}: {first.get('msg', 'invalid')}")
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # OperationalError is the DBAPI's "not your fault" class: refused connections, a server
+    # going away, SQLite's lock timeout. All are transient, so the client is told to retry.
+    assert isinstance(exc, OperationalError)
+    logger.error("database unavailable: %s", exc.orig)
+    return error_response(
+        503,
+        "service_unavailable",
+        "The database is unavailable; retry shortly",
+        {"Retry-After": "5", **_request_id_header(request)},
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Runs in Starlette's outermost middleware, outside the request-context middleware, so the
+    # request id header is added here.
+    logger.exception(
+        "unhandled error", extra={"request_id": getattr(request.state, "request_id", None)}
+    )
+    return error_response(
+        500, "internal_error", "Internal service error", _request_id_header(request)
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RetouchError, _retouch_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(Exception, _unexpected_error)

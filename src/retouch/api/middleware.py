@@ -1,0 +1,97 @@
+"""Request context: request id, body-size cap, per-request response headers, access log.
+
+Pure ASGI rather than ``BaseHTTPMiddleware`` so streaming bodies are counted as they arrive and
+oversized uploads are refused before they are read whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from retouch.api.errors import error_response
+from retouch.errors import FileSizeTooLarge
+
+logger = logging.getLogger("retouch.access")
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
+    """Queue headers for the response of this request, whatever its status."""
+    scope.setdefault("state", {}).setdefault("response_headers", {}).update(headers)
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        offered = headers.get("x-request-id", "")
+        request_id = offered if _CLIENT_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        too_large = FileSizeTooLarge(f"The request body is larger than {self.max_body_bytes} bytes")
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out = MutableHeaders(scope=message)
+                out["X-Request-Id"] = request_id
+                for name, value in state.get("response_headers", {}).items():
+                    out.setdefault(name, value)
+            await send(message)
+
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            response = error_response(too_large.status, too_large.error_code, too_large.message)
+            await response(scope, receive, send_with_headers)
+            self._log(scope, request_id, response.status_code, started)
+            return
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise too_large
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send_with_headers)
+        finally:
+            self._log(scope, request_id, status, started)
+
+    @staticmethod
+    def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
+        state = scope.get("state", {})
+        logger.info(
+            "%s %s %s",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "request_id": request_id,
+                "account_id": state.get("account_id"),
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )

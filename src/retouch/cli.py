@@ -1,0 +1,200 @@
+"""The ``retouch`` command: serve the API and administer accounts, keys and credits."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from retouch.billing import accounts, keys, ledger
+from retouch.config import Settings
+from retouch.db import migrate
+from retouch.db.engine import create_db_engine, create_session_factory
+from retouch.errors import RetouchError
+from retouch.logs import configure_logging
+
+app = typer.Typer(no_args_is_help=True, help="Retouch: self-hosted, Pixelcut-compatible image API.")
+accounts_app = typer.Typer(no_args_is_help=True, help="Create and list accounts.")
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
+credits_app = typer.Typer(no_args_is_help=True, help="Grant credits.")
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(credits_app, name="credits")
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextmanager
+def _transaction() -> Iterator[Session]:
+    """A migrated database and one transaction; Retouch errors become a message and exit 1."""
+    settings = Settings()
+    migrate.upgrade(settings.sqlalchemy_url)
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with create_session_factory(engine).begin() as session:
+            yield session
+    except RetouchError as exc:
+        errors.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [RETOUCH_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [RETOUCH_PORT].")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes [RETOUCH_WORKERS].")] = None,
+) -> None:
+    """Migrate the database and serve the API."""
+    settings = Settings()
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    migrate.upgrade(settings.sqlalchemy_url)
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        created = accounts.bootstrap_default_account(
+            create_session_factory(engine), credits=settings.starter_credits
+        )
+    finally:
+        engine.dispose()
+    bind_host = host or settings.host
+    bind_port = port if port is not None else settings.port
+    if created is not None:
+        base = f"http://{bind_host}:{bind_port}"
+        console.print(
+            f"Created account [bold]{created.account}[/bold] with {created.credits} credits.\n"
+            "Its API key is shown only this once; store it now:\n\n"
+            f"  [bold green]{created.key.secret}[/bold green]\n\n"
+            "Try it:\n\n"
+            f"  curl -H {shlex.quote('X-API-KEY: ' + created.key.secret)} {base}/v1/credits\n",
+            soft_wrap=True,
+        )
+    # Worker processes build their app from the environment, like every other process would.
+    uvicorn.run(
+        "retouch.app:app_from_environment",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers or settings.workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: str,
+    credits: Annotated[int, typer.Option(min=0, help="Starting credits.")] = 0,
+    rate_limit: Annotated[
+        int | None, typer.Option(min=1, help="Requests per second (default: the global setting).")
+    ] = None,
+) -> None:
+    """Create an account and its first API key."""
+    with _transaction() as session:
+        account = accounts.create_account(
+            session, name=name, credits=credits, rate_limit_per_second=rate_limit
+        )
+        issued = keys.create_key(session, account_id=account.id)
+    console.print(f"Created account [bold]{name}[/bold] with {credits} credits.")
+    console.print(f"API key (shown once): [bold green]{issued.secret}[/bold green]", soft_wrap=True)
+
+
+@accounts_app.command("list")
+def accounts_list() -> None:
+    """List accounts with their balances."""
+    with _transaction() as session:
+        rows = accounts.list_accounts(session)
+        settings = Settings()
+        table = Table("id", "name", "credits", "rate limit (req/s)", "created")
+        for account in rows:
+            table.add_row(
+                str(account.id),
+                account.name,
+                str(account.balance),
+                str(account.rate_limit_per_second or settings.rate_limit_per_second),
+                account.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+    console.print(table)
+
+
+@accounts_app.command("set-rate-limit")
+def accounts_set_rate_limit(
+    name: str,
+    per_second: Annotated[
+        int | None, typer.Argument(min=1, help="Omit to use the default.")
+    ] = None,
+) -> None:
+    """Set an account's own rate limit."""
+    with _transaction() as session:
+        accounts.set_rate_limit(session, name=name, per_second=per_second)
+    console.print(f"Rate limit of {name}: {per_second or 'default'}")
+
+
+@credits_app.command("grant")
+def credits_grant(
+    account: str,
+    amount: Annotated[
+        int, typer.Argument(help="Credits to add; negative takes unspent ones back.")
+    ],
+) -> None:
+    """Add credits to an account (a ledger grant)."""
+    with _transaction() as session:
+        target = accounts.get_account(session, name=account)
+        ledger.grant(session, account_id=target.id, amount=amount)
+        remaining = ledger.balance(session, account_id=target.id)
+    console.print(f"{account}: {remaining} credits")
+
+
+@keys_app.command("create")
+def keys_create(account: str) -> None:
+    """Create a new API key for an account."""
+    with _transaction() as session:
+        target = accounts.get_account(session, name=account)
+        issued = keys.create_key(session, account_id=target.id)
+    console.print(f"Key {issued.id} for {account} (shown once):")
+    console.print(f"[bold green]{issued.secret}[/bold green]", soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(account: str) -> None:
+    """List an account's keys (prefixes only: keys are stored hashed)."""
+    with _transaction() as session:
+        target = accounts.get_account(session, name=account)
+        table = Table("id", "prefix", "created", "status")
+        for key in keys.list_keys(session, account_id=target.id):
+            table.add_row(
+                str(key.id),
+                key.prefix + "…",
+                key.created_at.strftime("%Y-%m-%d %H:%M"),
+                "revoked" if key.revoked_at else "active",
+            )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    with _transaction() as session:
+        revoked = keys.revoke_key(session, key_id=key_id)
+    if not revoked:
+        errors.print(f"[red]error:[/red] no active key with id {key_id}")
+        raise typer.Exit(1)
+    console.print(f"Revoked key {key_id}.")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    settings = Settings()
+    migrate.upgrade(settings.sqlalchemy_url)
+    console.print("Database is up to date.")

@@ -1,0 +1,125 @@
+"""Fixtures: settings per database backend, the services, and a live HTTP server.
+
+PostgreSQL and Redis tests run against the servers on 127.0.0.1. In CI (``CI`` set) an
+unreachable server fails the run; elsewhere those tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import sqlalchemy as sa
+
+from retouch.app import create_app
+from retouch.app_state import Services
+from retouch.config import Settings
+from retouch.db import migrate
+from retouch.db.models import Base
+from tests.utils.server import LiveServer
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "RETOUCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("RETOUCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} must be running in CI: {error}")
+    pytest.skip(f"{what} is not reachable here: {error}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"retouch_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unavailable("PostgreSQL", exc)
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test using this runs once per backend, on empty tables."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'retouch.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """For tests whose subject is not the database: the embedded default only."""
+    url = f"sqlite:///{tmp_path / 'retouch.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """SQLite by default; a test that asks for ``database_url`` runs on every backend."""
+    backend = "database_url" if "database_url" in request.fixturenames else "sqlite_url"
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=request.getfixturevalue(backend),
+        redis_prefix=_prefix(),
+    )
+
+
+def _prefix() -> str:
+    return f"retouch-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = Services.create(settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def server(settings: Settings, services: Services) -> Iterator[LiveServer]:
+    with LiveServer.start(create_app(settings, services)) as live:
+        yield live
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http

@@ -1,0 +1,75 @@
+"""The ``retouch`` command as a new user and an operator meet it, in real processes."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import httpx
+
+from tests.utils.processes import run_cli, serve
+
+KEY = re.compile(r"sk_[A-Za-z0-9_-]{43}")
+
+
+def test_first_serve_creates_a_default_account_and_prints_a_working_curl_line(
+    tmp_path: Path,
+) -> None:
+    data = str(tmp_path / "data")
+    with serve(tmp_path / "serve.log", data_dir=data, starter_credits="25") as node:
+        printed = node.output()
+        curl = next(
+            line.strip() for line in printed.splitlines() if line.strip().startswith("curl")
+        )
+        words = shlex.split(curl)
+        key = words[words.index("-H") + 1].removeprefix("X-API-KEY: ")
+        assert KEY.fullmatch(key)
+        response = httpx.get(words[-1], headers={"X-API-KEY": key})
+        assert response.status_code == 200
+        assert response.json() == {"credits_remaining": "25"}
+    # A second start finds the account and prints no key.
+    with serve(tmp_path / "again.log", data_dir=data) as node:
+        assert not KEY.search(node.output())
+
+
+def test_account_key_and_credit_administration(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    created = run_cli("accounts", "create", "acme", "--credits", "10", data_dir=data)
+    assert created.returncode == 0, created.stderr
+    first_key = KEY.search(created.stdout)
+    assert first_key
+
+    granted = run_cli("credits", "grant", "acme", "5", data_dir=data)
+    assert "acme: 15 credits" in granted.stdout
+
+    second = run_cli("keys", "create", "acme", data_dir=data)
+    second_key = KEY.search(second.stdout)
+    assert second_key and second_key.group() != first_key.group()
+
+    listing = run_cli("keys", "list", "acme", data_dir=data).stdout
+    assert first_key.group()[:10] in listing and first_key.group() not in listing
+    assert listing.count("active") == 2
+
+    accounts = run_cli("accounts", "list", data_dir=data).stdout
+    assert re.search(r"acme\s*│\s*15\s*│\s*5", accounts)
+
+    assert run_cli("keys", "revoke", "1", data_dir=data).returncode == 0
+    again = run_cli("keys", "revoke", "1", data_dir=data)
+    assert again.returncode == 1 and "no active key" in again.stderr
+
+    with serve(tmp_path / "serve.log", data_dir=data) as node:
+        assert (
+            httpx.get(
+                f"{node.url}/v1/credits", headers={"X-API-KEY": first_key.group()}
+            ).status_code
+            == 401
+        )
+        assert httpx.get(
+            f"{node.url}/v1/credits", headers={"X-API-KEY": second_key.group()}
+        ).json() == {"credits_remaining": "15"}
+
+    duplicate = run_cli("accounts", "create", "acme", data_dir=data)
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    missing = run_cli("credits", "grant", "nobody", "5", data_dir=data)
+    assert missing.returncode == 1 and "No account named 'nobody'" in missing.stderr
