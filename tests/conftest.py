@@ -21,6 +21,8 @@ from retouch.app_state import Services
 from retouch.config import Settings
 from retouch.db import migrate
 from retouch.db.models import Base
+from retouch.engines.base import Segmenter
+from retouch.engines.segmenter import create_segmenter
 from tests.utils.server import LiveServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -95,10 +97,12 @@ def sqlite_url(tmp_path: Path) -> str:
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """SQLite by default; a test that asks for ``database_url`` runs on every backend."""
     backend = "database_url" if "database_url" in request.fixturenames else "sqlite_url"
+    marker = request.node.get_closest_marker("settings")
     return Settings(
         data_dir=tmp_path / "data",
         database_url=request.getfixturevalue(backend),
         redis_prefix=_prefix(),
+        **(marker.kwargs if marker else {}),
     )
 
 
@@ -106,9 +110,15 @@ def _prefix() -> str:
     return f"retouch-test-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="session")
+def segmenter() -> Segmenter:
+    """The real default model, loaded once for the whole run as a process would."""
+    return create_segmenter("u2netp", threads=1)
+
+
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    built = Services.create(settings)
+def services(settings: Settings, segmenter: Segmenter) -> Iterator[Services]:
+    built = Services.create(settings, segmenter=segmenter)
     yield built
     built.close()
 

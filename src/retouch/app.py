@@ -1,23 +1,53 @@
 """The application factory: ``create_app(settings)`` builds a Retouch ASGI app.
 
 Nothing happens at import; the lifespan creates the process's services (database engine,
-ledger, rate limiter) once and disposes of them on shutdown.
+ledger, rate limiter, models, result store) once, runs the sweeper, and closes it all on shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from retouch import __version__
 from retouch.api.errors import install_error_handlers
 from retouch.api.middleware import RequestContextMiddleware
-from retouch.api.routes import credits
+from retouch.api.openapi import install_openapi
+from retouch.api.routes import credits, remove_background, results
 from retouch.app_state import Services
 from retouch.config import Settings
 from retouch.logs import configure_logging
+
+logger = logging.getLogger(__name__)
+
+
+def sweep_once(services: Services) -> None:
+    """Delete expired results and idempotency records; refund abandoned reservations."""
+    now = services.clock()
+    swept = services.results.sweep(now=now)
+    refunded = services.ledger.release_expired(now=now)
+    forgotten = services.idempotency.sweep(now=now)
+    if swept or refunded or forgotten:
+        logger.info(
+            "sweeper: %d results deleted, %d reservations refunded, %d idempotency keys expired",
+            swept,
+            refunded,
+            forgotten,
+        )
+
+
+async def _sweep_forever(services: Services) -> None:
+    while True:
+        try:
+            await run_in_threadpool(sweep_once, services)
+        except Exception:
+            logger.exception("sweeper failed; retrying at the next interval")
+        await asyncio.sleep(services.settings.sweep_interval_seconds)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -26,10 +56,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or Services.create(settings)
+        app.state.services = services or await run_in_threadpool(Services.create, settings)
+        sweeper = asyncio.create_task(_sweep_forever(app.state.services))
         try:
             yield
         finally:
+            sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await sweeper
             await app.state.services.limiter.close()
             if owned:
                 app.state.services.close()
@@ -41,8 +75,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     app.include_router(credits.router)
+    app.include_router(remove_background.router)
+    app.include_router(results.router)
     return app
 
 

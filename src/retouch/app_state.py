@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from retouch.billing.idempotency import IdempotencyStore
 from retouch.billing.ledger import Ledger
 from retouch.billing.pricing import Pricing
 from retouch.config import Settings
 from retouch.db.engine import create_db_engine, create_session_factory
+from retouch.engines.base import Segmenter
+from retouch.engines.segmenter import create_segmenter
+from retouch.executor import BoundedExecutor
 from retouch.ratelimit import RateLimiter
+from retouch.storage.base import ResultStore
+from retouch.storage.local import LocalResultStore
+from retouch.storage.signing import UrlSigner, load_or_create_secret
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -21,13 +33,26 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     ledger: Ledger
+    idempotency: IdempotencyStore
     limiter: RateLimiter
-    pricing: Pricing = field(default_factory=Pricing)
+    pricing: Pricing
+    executor: BoundedExecutor
+    results: ResultStore
+    signer: UrlSigner
+    segmenter: Segmenter
+    # What "now" is for result expiry; tests move it forward instead of sleeping an hour.
+    clock: Callable[[], datetime] = utc_now
 
     @classmethod
-    def create(cls, settings: Settings) -> Services:
+    def create(cls, settings: Settings, *, segmenter: Segmenter | None = None) -> Services:
+        """Build everything; ``segmenter`` lets tests share one loaded model between apps."""
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = create_session_factory(engine)
+        secret = (
+            settings.result_secret.get_secret_value().encode()
+            if settings.result_secret
+            else load_or_create_secret(settings.secret_file)
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -35,13 +60,26 @@ class Services:
             ledger=Ledger(
                 sessions, reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds)
             ),
+            idempotency=IdempotencyStore(
+                sessions,
+                ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+                lock_timeout=timedelta(seconds=settings.reservation_ttl_seconds),
+            ),
             limiter=RateLimiter(
                 settings.redis_url,
                 prefix=settings.redis_prefix,
                 fail_open=settings.rate_limit_fail_open,
             ),
             pricing=Pricing.from_settings(settings),
+            executor=BoundedExecutor(
+                threads=settings.worker_threads, max_pending=settings.max_pending_tasks
+            ),
+            results=LocalResultStore(settings.results_dir),
+            signer=UrlSigner(secret),
+            segmenter=segmenter
+            or create_segmenter(settings.segmenter, threads=settings.inference_threads),
         )
 
     def close(self) -> None:
+        self.executor.shutdown()
         self.engine.dispose()

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -62,6 +62,34 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: Annotated[int, Field(ge=60)] = 900
 
     result_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
+    result_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="HMAC key for result URLs; default is a random key kept in the data dir.",
+    )
+    sweep_interval_seconds: Annotated[int, Field(ge=1)] = 60
+    idempotency_ttl_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
+
+    worker_threads: Annotated[int, Field(ge=1)] = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="Threads for decoding, inference and encoding (default: one per core).",
+    )
+    max_pending_tasks: Annotated[int, Field(ge=1)] = Field(
+        default=32, description="Images admitted (running or waiting) before 429s."
+    )
+    inference_threads: Annotated[int, Field(ge=1)] = Field(
+        default=1, description="ONNX Runtime intra-op threads per inference."
+    )
+    segmenter: str = Field(default="u2netp", description="Background-removal model.")
+
+    image_max_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
+    image_min_side: Annotated[int, Field(ge=1)] = 64
+    image_max_side: Annotated[int, Field(ge=1)] = 6000
+    fetch_timeout_seconds: Annotated[float, Field(gt=0)] = 20
+    fetch_allow_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks image_url may reach although private/loopback (e.g. 10.0.0.0/8).",
+    )
     public_base_url: HttpUrl | None = Field(
         default=None,
         description="Base of result URLs; default is the URL the request came in on.",
@@ -76,6 +104,14 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: str) -> str:
         return value.upper()
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / "secret.key"
 
     @property
     def sqlalchemy_url(self) -> str:

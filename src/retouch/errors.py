@@ -117,3 +117,21 @@ class ServiceUnavailable(RetouchError):
     status = 503
     error_code = "service_unavailable"
     default_message = "Service temporarily unavailable"
+
+
+class IdempotencyKeyInUse(RetouchError):
+    status = 409
+    error_code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still being processed; retry shortly"
+
+
+class IdempotencyKeyReused(RetouchError):
+    status = 422
+    error_code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used for a different request"
+
+
+class ServerBusy(RateLimitExceeded):
+    """The work queue is full: the same 429 clients already retry, with a short Retry-After."""
+
+    default_message = "The server is busy; retry shortly"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from retouch.api.middleware import add_response_headers
 from retouch.app_state import Services
 from retouch.billing import keys
 from retouch.config import Settings
-from retouch.errors import InvalidAuthToken, RateLimitExceeded
+from retouch.errors import InvalidAuthToken, InvalidParameter, RateLimitExceeded
 
 api_key_header = APIKeyHeader(
     name="X-API-KEY",
@@ -84,3 +85,24 @@ async def current_caller(
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes a POST safe to retry: the first success is replayed for 24 h "
+            "without a new charge. 1-255 printable ASCII characters.",
+        ),
+    ] = None,
+) -> str | None:
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise InvalidParameter("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]

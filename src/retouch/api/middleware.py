@@ -7,7 +7,6 @@ oversized uploads are refused before they are read whole.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 
@@ -18,8 +17,6 @@ from retouch.api.errors import error_response
 from retouch.errors import FileSizeTooLarge
 
 logger = logging.getLogger("retouch.access")
-
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
@@ -37,8 +34,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        offered = headers.get("x-request-id", "")
-        request_id = offered if _CLIENT_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        # Always ours: the id also keys the request's credit reservation, so a client must not
+        # be able to choose (and reuse) it.
+        request_id = uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()

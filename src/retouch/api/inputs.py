@@ -1,0 +1,152 @@
+"""Request parsing shared by every image endpoint: JSON or multipart in, a validated model out.
+
+Pixelcut accepts ``application/json`` (images by URL) and ``multipart/form-data`` (the same fields
+as form fields plus file parts; an uploaded file wins over its URL). In multipart, scalars arrive
+as text, which pydantic's lax mode coerces ("true", "2"), and objects arrive as JSON text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from retouch.app_state import Services
+from retouch.errors import (
+    InvalidParameter,
+    InvalidRequestBody,
+    MissingParameter,
+    RetouchError,
+    UnsupportedContentType,
+)
+from retouch.fetch import fetch_url
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Where one input image comes from: uploaded bytes, or a URL still to be fetched."""
+
+    field: str
+    data: bytes | None = None
+    url: str | None = None
+
+    def describe(self) -> dict[str, str]:
+        """A stable identity for idempotency fingerprints."""
+        if self.data is not None:
+            return {"sha256": hashlib.sha256(self.data).hexdigest()}
+        return {"url": self.url or ""}
+
+
+async def parse_image_request(
+    request: Request, model: type[M], *, images: Sequence[str] = ("image",)
+) -> tuple[M, dict[str, ImageSource]]:
+    """Validate the body against ``model``; each name in ``images`` is a file part ``name`` or a
+    URL field ``name_url``. Raises the spec's 400 errors."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    files: dict[str, bytes] = {}
+    if content_type == "application/json":
+        fields = await _json_fields(request)
+    elif content_type == "multipart/form-data":
+        fields, files = await _multipart_fields(request, images)
+    else:
+        raise UnsupportedContentType(
+            f"Content-Type {content_type or '(none)'} is not supported; "
+            "send application/json or multipart/form-data"
+        )
+    params = validate(model, fields)
+    sources: dict[str, ImageSource] = {}
+    for name in images:
+        url = getattr(params, f"{name}_url", None)
+        if name in files:
+            sources[name] = ImageSource(field=name, data=files[name])
+        elif url:
+            sources[name] = ImageSource(field=f"{name}_url", url=str(url))
+        else:
+            raise MissingParameter(f"{name}_url (or a multipart file part {name}) is required")
+    return params, sources
+
+
+def validate(model: type[M], fields: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise _to_spec_error(exc) from None
+
+
+def _to_spec_error(exc: ValidationError) -> InvalidParameter | MissingParameter:
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    if first["type"] == "missing":
+        return MissingParameter(f"{field} is required")
+    message = first["msg"].removeprefix("Value error, ")
+    return InvalidParameter(f"Invalid {field}: {message}")
+
+
+async def _json_fields(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body.strip():
+        raise InvalidRequestBody("The request body is empty")
+    try:
+        fields = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidRequestBody("The request body is not valid JSON") from None
+    if not isinstance(fields, dict):
+        raise InvalidRequestBody("The request body must be a JSON object")
+    return fields
+
+
+async def _multipart_fields(
+    request: Request, images: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    try:
+        form = await request.form(max_files=len(images), max_fields=100)
+    except RetouchError:
+        raise
+    except Exception as exc:  # python-multipart raises several unrelated types
+        raise InvalidRequestBody(f"The multipart body could not be parsed: {exc}") from None
+    fields: dict[str, Any] = {}
+    files: dict[str, bytes] = {}
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name not in images:
+                    raise InvalidParameter(f"Unexpected file part {name!r}")
+                files[name] = await value.read()
+            else:
+                fields[name] = _form_value(name, value)
+    finally:
+        await form.close()
+    return fields, files
+
+
+def _form_value(name: str, value: str) -> Any:
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise InvalidParameter(f"Invalid {name}: not a valid JSON object") from None
+    return value
+
+
+async def load_image(services: Services, source: ImageSource) -> bytes:
+    """The bytes of an input image: uploaded, or fetched under the SSRF and size guards."""
+    if source.data is not None:
+        return source.data
+    assert source.url is not None
+    settings = services.settings
+    return await fetch_url(
+        source.url,
+        max_bytes=settings.image_max_bytes,
+        allowed_networks=settings.fetch_allow_networks,
+        total_timeout=settings.fetch_timeout_seconds,
+        field=source.field,
+    )

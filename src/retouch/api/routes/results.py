@@ -1,0 +1,47 @@
+"""GET /v1/results/{key}: where ``result_url``s point. The signature is the credential."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
+
+from retouch.api.deps import ServicesDep
+from retouch.api.responses import error_responses
+from retouch.errors import NotFound
+
+router = APIRouter(tags=["Results"])
+
+
+@router.get(
+    "/v1/results/{key}",
+    summary="Download a result",
+    description="The target of a `result_url`. Valid until `expires`; afterwards 404.",
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The image."},
+        **error_responses(404),
+    },
+    response_class=Response,
+)
+async def get_result(
+    key: str,
+    services: ServicesDep,
+    expires: str = Query(default="", description="Expiry, Unix seconds (signed)."),
+    signature: str = Query(default="", description="HMAC signature of the key and expiry."),
+) -> Response:
+    now = services.clock()
+    # One answer for expired, tampered and unknown alike: a URL reveals nothing about others.
+    gone = NotFound("This result does not exist or its URL has expired")
+    if not services.signer.verify(key, expires, signature, now=now):
+        raise gone
+    stored = await run_in_threadpool(services.results.get, key, now=now)
+    if stored is None:
+        raise gone
+    max_age = max(0, int(expires) - int(now.timestamp()))
+    return Response(
+        stored.data,
+        media_type=stored.media_type,
+        headers={
+            "Cache-Control": f"private, max-age={max_age}",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

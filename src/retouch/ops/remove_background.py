@@ -1,0 +1,88 @@
+"""Remove-background as one operation: pixels in, RGBA out, with the segmenter injected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from retouch.engines.base import Segmenter
+from retouch.errors import InvalidParameter, UnknownForeground
+from retouch.ops.cutout import (
+    NO_MARGIN,
+    MarginSpec,
+    cast_shadow,
+    crop_to_subject,
+    cutout,
+    resolve_margins,
+    subject_box,
+)
+
+# Alpha above which a pixel counts for the crop box: low enough to keep a soft rim and the faint
+# end of a shadow, high enough to ignore the refinement's near-zero noise.
+_CROP_THRESHOLD = 0.03
+
+
+@dataclass(frozen=True)
+class ShadowSpec:
+    opacity: float = 0.5
+    light_size: float = 0.3
+    light_x: float = -0.3
+    light_y: float = -0.6
+    light_z: float = 0.7
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    left: MarginSpec = NO_MARGIN
+    top: MarginSpec = NO_MARGIN
+    right: MarginSpec = NO_MARGIN
+    bottom: MarginSpec = NO_MARGIN
+
+
+def remove_background(
+    pixels: np.ndarray,
+    *,
+    segmenter: Segmenter,
+    crop: CropSpec | None = None,
+    shadow: ShadowSpec | None = None,
+    max_side: int = 6000,
+) -> np.ndarray:
+    """The subject of ``pixels`` (uint8 RGB or RGBA) on transparency, as uint8 RGBA.
+
+    An input alpha channel is respected: what was transparent stays transparent. The shadow is
+    cast before cropping, so ``crop`` frames the subject together with its shadow; margins are
+    added around that box.
+    """
+    rgb = np.ascontiguousarray(pixels[..., :3])
+    alpha = segmenter.mask(rgb)
+    if pixels.shape[2] == 4:
+        alpha = alpha * (pixels[..., 3].astype(np.float32) / 255)
+    if subject_box(alpha) is None:
+        raise UnknownForeground("No foreground subject could be detected in the image")
+    result = cutout(rgb, alpha)
+    if shadow is not None:
+        result = cast_shadow(
+            result,
+            opacity=shadow.opacity,
+            light_size=shadow.light_size,
+            light_x=shadow.light_x,
+            light_y=shadow.light_y,
+            light_z=shadow.light_z,
+        )
+    if crop is None:
+        return result
+    # The crop keeps everything visible: the subject's soft rim and, when cast, its shadow.
+    box = subject_box(result[..., 3].astype(np.float32) / 255, _CROP_THRESHOLD, min_fraction=0)
+    assert box is not None  # the subject itself is above the threshold
+    margins = resolve_margins(
+        box, left=crop.left, top=crop.top, right=crop.right, bottom=crop.bottom
+    )
+    height = box.bottom - box.top + margins.top + margins.bottom
+    width = box.right - box.left + margins.left + margins.right
+    if max(height, width) > max_side:
+        raise InvalidParameter(
+            f"The margins make a {width}x{height} px result; the largest side allowed is "
+            f"{max_side} px"
+        )
+    return crop_to_subject(result, box, margins)

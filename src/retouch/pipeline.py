@@ -1,0 +1,151 @@
+"""The paid-operation pipeline every image endpoint runs: idempotency, reserve, work, store,
+commit, with a refund and a freed idempotency key on any failure.
+
+No HTTP here: a job worker runs the same pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi.concurrency import run_in_threadpool
+
+from retouch.app_state import Services
+from retouch.billing import ledger
+from retouch.billing.idempotency import StoredResponse
+from retouch.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Output:
+    """An encoded result image."""
+
+    data: bytes
+    media_type: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    result_key: str
+    media_type: str
+    credits_charged: int
+    credits_remaining: int
+    replayed: bool
+    data: bytes
+
+
+@dataclass(frozen=True)
+class PaidRequest:
+    account_id: int
+    request_id: str
+    endpoint: str
+    price: int
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+
+
+async def run_paid(
+    services: Services, request: PaidRequest, work: Callable[[], Awaitable[Output]]
+) -> Delivery:
+    idem = services.idempotency
+    key = request.idempotency_key
+    if key is not None:
+        stored = await run_in_threadpool(
+            idem.begin,
+            account_id=request.account_id,
+            key=key,
+            fingerprint=request.fingerprint,
+            request_id=request.request_id,
+        )
+        if stored is not None:
+            return await _replay(services, request, stored)
+
+    try:
+        hold = await run_in_threadpool(
+            services.ledger.reserve,
+            account_id=request.account_id,
+            request_id=request.request_id,
+            endpoint=request.endpoint,
+            amount=request.price,
+        )
+        try:
+            output = await work()
+            keep = (
+                services.settings.idempotency_ttl_seconds
+                if key is not None
+                else services.settings.result_ttl_seconds
+            )
+            expires_at = services.clock() + timedelta(seconds=keep)
+            result_key = await run_in_threadpool(
+                services.results.put,
+                output.data,
+                media_type=output.media_type,
+                expires_at=expires_at,
+            )
+            await run_in_threadpool(
+                services.ledger.commit, account_id=request.account_id, request_id=request.request_id
+            )
+        except BaseException:
+            await run_in_threadpool(
+                services.ledger.release,
+                account_id=request.account_id,
+                request_id=request.request_id,
+            )
+            raise
+    except BaseException:
+        if key is not None:
+            await run_in_threadpool(
+                idem.abandon,
+                account_id=request.account_id,
+                key=key,
+                request_id=request.request_id,
+            )
+        raise
+
+    remaining = await run_in_threadpool(_balance, services, request.account_id)
+    delivery = Delivery(
+        result_key=result_key,
+        media_type=output.media_type,
+        credits_charged=hold.amount,
+        credits_remaining=remaining,
+        replayed=False,
+        data=output.data,
+    )
+    if key is not None:
+        await run_in_threadpool(
+            idem.complete,
+            account_id=request.account_id,
+            key=key,
+            request_id=request.request_id,
+            response=StoredResponse(
+                status=200,
+                result_key=result_key,
+                media_type=output.media_type,
+                headers={"X-Credits-Charged": str(hold.amount)},
+            ),
+        )
+    return delivery
+
+
+async def _replay(services: Services, request: PaidRequest, stored: StoredResponse) -> Delivery:
+    result = await run_in_threadpool(services.results.get, stored.result_key, now=services.clock())
+    if result is None:
+        # Results of idempotent requests are kept as long as their record; only an operator
+        # wiping the store gets here.
+        raise NotFound("The result of this idempotent request is no longer available")
+    remaining = await run_in_threadpool(_balance, services, request.account_id)
+    return Delivery(
+        result_key=stored.result_key,
+        media_type=stored.media_type,
+        credits_charged=int(stored.headers.get("X-Credits-Charged", "0")),
+        credits_remaining=remaining,
+        replayed=True,
+        data=result.data,
+    )
+
+
+def _balance(services: Services, account_id: int) -> int:
+    with services.sessions() as session:
+        return ledger.balance(session, account_id=account_id)

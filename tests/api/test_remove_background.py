@@ -1,0 +1,325 @@
+"""POST /v1/remove-background over real HTTP, with the real model and with exact-mask doubles."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import timedelta
+
+import httpx
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from retouch.app import create_app
+from retouch.app_state import Services
+from retouch.billing import ledger
+from retouch.config import Settings
+from retouch.db.models import Reservation
+from retouch.engines.base import Segmenter
+from tests.utils.engines import MaskSegmenter
+from tests.utils.factories import TestAccount, make_account
+from tests.utils.images import BACKGROUNDS, SIZE, composite, decode, encode, iou, product_mask
+from tests.utils.server import LiveServer
+
+ENDPOINT = "/v1/remove-background"
+
+
+@contextmanager
+def app_with(settings: Settings, segmenter: Segmenter) -> Iterator[tuple[httpx.Client, Services]]:
+    services = Services.create(settings, segmenter=segmenter)
+    try:
+        with (
+            LiveServer.start(create_app(settings, services)) as live,
+            httpx.Client(base_url=live.url, timeout=60) as http,
+        ):
+            yield http, services
+    finally:
+        services.close()
+
+
+def upload(pixels: np.ndarray, **fields: str) -> dict[str, object]:
+    return {"files": {"image": ("product.png", encode(pixels), "image/png")}, "data": fields}
+
+
+def balance(services: Services, account: TestAccount) -> int:
+    with services.sessions() as session:
+        assert ledger.balance(session, account_id=account.id) == ledger.ledger_sum(
+            session, account_id=account.id
+        )
+        return ledger.balance(session, account_id=account.id)
+
+
+@pytest.mark.slow
+def test_real_model_cuts_out_known_subjects(client: httpx.Client, services: Services) -> None:
+    account = make_account(services, credits=10)
+    scores = []
+    for name in BACKGROUNDS:
+        image, mask = composite(name)
+        response = client.post(
+            ENDPOINT, headers={**account.headers, "Accept": "image/*"}, **upload(image)
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/png"
+        result = decode(response.content)
+        assert result.mode == "RGBA" and result.size == (SIZE[1], SIZE[0])
+        rgba = np.asarray(result)
+        scores.append(iou(rgba[..., 3] > 127, mask))
+        # Foreground colours are kept where the subject is solid.
+        solid = rgba[..., 3] == 255
+        assert np.abs(rgba[solid][:, :3].astype(int) - image[solid].astype(int)).mean() < 2
+    assert min(scores) >= 0.85, scores
+    assert np.mean(scores) >= 0.9, scores
+    assert balance(services, account) == 10 - len(BACKGROUNDS)
+
+
+def test_json_result_url_serves_the_png_then_expires(
+    client: httpx.Client, services: Services
+) -> None:
+    account = make_account(services)
+    image, _ = composite("flat")
+    response = client.post(ENDPOINT, headers=account.headers, **upload(image))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"result_url"}
+    assert response.headers["X-Credits-Charged"] == "1"
+    assert response.headers["X-Credits-Remaining"] == "9"
+
+    url = response.json()["result_url"]
+    assert url.startswith(client.base_url.join("/v1/results/").__str__())
+    fetched = httpx.get(url)
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+    assert decode(fetched.content).size == (SIZE[1], SIZE[0])
+    # Tampering with the URL gets nothing.
+    assert httpx.get(url.replace("expires=", "expires=9")).status_code == 404
+
+    real_clock = services.clock
+    services.clock = lambda: real_clock() + timedelta(seconds=3601)
+    expired = httpx.get(url)
+    assert expired.status_code == 404
+    assert expired.json()["error_code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("accept", "image"),
+    [
+        (None, False),
+        ("*/*", False),
+        ("application/json", False),
+        ("image/*", True),
+        ("image/png", True),
+        ("image/png, application/json", False),
+    ],
+)
+def test_accept_negotiation(
+    client: httpx.Client, services: Services, accept: str | None, image: bool
+) -> None:
+    account = make_account(services)
+    headers = account.headers | ({"Accept": accept} if accept else {})
+    response = client.post(ENDPOINT, headers=headers, **upload(composite("flat")[0]))
+    assert response.status_code == 200
+    expected = "image/png" if image else "application/json"
+    assert response.headers["content-type"] == expected
+
+
+# --- geometry, with the model replaced by the true mask so boxes are exact ------------------
+
+MASK = product_mask()
+YS, XS = np.nonzero(MASK)
+BOX = (XS.min(), YS.min(), XS.max() + 1, YS.max() + 1)  # left, top, right, bottom
+BOX_W, BOX_H = BOX[2] - BOX[0], BOX[3] - BOX[1]
+
+
+@pytest.fixture
+def exact(settings: Settings) -> Iterator[tuple[httpx.Client, Services, TestAccount]]:
+    with app_with(settings, MaskSegmenter(MASK)) as (http, services):
+        yield http, services, make_account(services, credits=100)
+
+
+def rgba_of(response: httpx.Response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    return np.asarray(decode(response.content))
+
+
+@pytest.mark.parametrize(
+    ("fields", "margins"),
+    [
+        ({}, (0, 0, 0, 0)),
+        ({"margin": "20px"}, (20, 20, 20, 20)),
+        ({"margin": "10px", "margin_left": "0px", "margin_bottom": "35px"}, (0, 10, 10, 35)),
+        # 10% of the output on each side: out = box / 0.8.
+        ({"margin": "10%"}, (round(BOX_W / 8), round(BOX_H / 8)) * 2),
+    ],
+)
+def test_crop_box_and_margins_are_exact(
+    exact: tuple[httpx.Client, Services, TestAccount],
+    fields: dict[str, str],
+    margins: tuple[int, int, int, int],
+) -> None:
+    http, _, account = exact
+    image, _ = composite("gradient")
+    rgba = rgba_of(
+        http.post(
+            ENDPOINT,
+            headers={**account.headers, "Accept": "image/png"},
+            **upload(image, crop="true", **fields),
+        )
+    )
+    left, top, right, bottom = margins
+    assert rgba.shape[:2] == (BOX_H + top + bottom, BOX_W + left + right)
+    opaque = np.nonzero(rgba[..., 3] > 127)
+    assert (opaque[1].min(), opaque[0].min()) == (left, top)
+    assert (opaque[1].max() + 1, opaque[0].max() + 1) == (left + BOX_W, top + BOX_H)
+    # Crop without margins keeps the subject's pixels exactly.
+    inner = rgba[top : top + BOX_H, left : left + BOX_W]
+    source = image[BOX[1] : BOX[3], BOX[0] : BOX[2]]
+    solid = MASK[BOX[1] : BOX[3], BOX[0] : BOX[2]]
+    assert np.array_equal(inner[solid][:, :3], source[solid])
+
+
+def test_margins_without_crop_change_nothing(
+    exact: tuple[httpx.Client, Services, TestAccount],
+) -> None:
+    http, _, account = exact
+    rgba = rgba_of(
+        http.post(
+            ENDPOINT,
+            headers={**account.headers, "Accept": "image/*"},
+            **upload(composite("flat")[0], margin="30px"),
+        )
+    )
+    assert rgba.shape[:2] == SIZE
+
+
+def test_shadow_darkens_the_side_away_from_the_light_and_costs_three_more(
+    exact: tuple[httpx.Client, Services, TestAccount],
+) -> None:
+    http, services, account = exact
+    image, _ = composite("flat")
+    headers = {**account.headers, "Accept": "image/*"}
+
+    plain = rgba_of(http.post(ENDPOINT, headers=headers, **upload(image)))
+    before = balance(services, account)
+    response = http.post(
+        ENDPOINT,
+        headers=headers,
+        **upload(
+            image,
+            shadow='{"enabled": true, "opacity": 0.8, "light_source": '
+            '{"size": 0.2, "position": {"x": -0.8, "y": -0.6, "z": 0.5}}}',
+        ),
+    )
+    shadowed = rgba_of(response)
+    assert response.headers["X-Credits-Charged"] == "4"
+    assert balance(services, account) == before - 4
+
+    added = (shadowed[..., 3].astype(int) - plain[..., 3].astype(int)).clip(0)
+    outside = ~MASK
+    centre = (BOX[0] + BOX[2]) // 2
+    right_side = added[:, centre:][outside[:, centre:]].sum()
+    left_side = added[:, :centre][outside[:, :centre]].sum()
+    assert right_side > 2 * max(left_side, 1)
+    assert np.all(shadowed[added > 0][:, :3] < 40)  # shadow pixels are dark
+    # Cropping keeps the shadow in frame: the box grows to take it in.
+    cropped = rgba_of(
+        http.post(ENDPOINT, headers=headers, **upload(image, crop="true", shadow="true"))
+    )
+    subject_only = rgba_of(http.post(ENDPOINT, headers=headers, **upload(image, crop="true")))
+    assert cropped.shape[0] * cropped.shape[1] > subject_only.shape[0] * subject_only.shape[1]
+    assert ((cropped[..., 3] > 0) & (cropped[..., :3].max(axis=2) < 40)).sum() > 500
+    # `shadow: true` is Pixelcut's shorthand for the defaults.
+    shorthand = http.post(ENDPOINT, headers=headers, **upload(image, shadow="true"))
+    assert shorthand.status_code == 200 and shorthand.headers["X-Credits-Charged"] == "4"
+
+
+def test_rgba_input_alpha_is_respected(exact: tuple[httpx.Client, Services, TestAccount]) -> None:
+    http, _, account = exact
+    image, _ = composite("flat")
+    rgba_in = np.dstack([image, np.full(SIZE, 255, np.uint8)])
+    rgba_in[:, : SIZE[1] // 2, 3] = 0  # the left half was already transparent
+    rgba = rgba_of(
+        http.post(
+            ENDPOINT,
+            headers={**account.headers, "Accept": "image/*"},
+            files={"image": ("in.png", encode(rgba_in), "image/png")},
+        )
+    )
+    assert rgba[:, : SIZE[1] // 2, 3].max() == 0
+    assert (rgba[:, SIZE[1] // 2 :, 3] > 127).sum() == MASK[:, SIZE[1] // 2 :].sum()
+
+
+# --- billing and idempotency ------------------------------------------------------------
+
+
+def test_idempotent_retry_replays_once_charged(
+    exact: tuple[httpx.Client, Services, TestAccount],
+) -> None:
+    http, services, account = exact
+    image, _ = composite("noise")
+    headers = {**account.headers, "Idempotency-Key": "order-17-cutout"}
+
+    first = http.post(ENDPOINT, headers=headers | {"Accept": "image/png"}, **upload(image))
+    # The retry's multipart boundary differs; the request is still the same one.
+    again = http.post(ENDPOINT, headers=headers | {"Accept": "image/png"}, **upload(image))
+    as_json = http.post(ENDPOINT, headers=headers, **upload(image))
+
+    assert first.status_code == again.status_code == as_json.status_code == 200
+    assert again.content == first.content
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert httpx.get(as_json.json()["result_url"]).content == first.content
+    assert balance(services, account) == 99
+
+    different = http.post(ENDPOINT, headers=headers, **upload(image, crop="true"))
+    assert different.status_code == 422
+    assert different.json()["error_code"] == "idempotency_key_reused"
+    # Keys are per account: another account's identical key is its own request.
+    other = make_account(services, "other", credits=5)
+    response = http.post(
+        ENDPOINT, headers={**other.headers, "Idempotency-Key": "order-17-cutout"}, **upload(image)
+    )
+    assert response.status_code == 200 and "Idempotent-Replayed" not in response.headers
+    assert balance(services, account) == 99
+
+
+def test_retry_while_the_first_is_running_gets_409(settings: Settings) -> None:
+    release = threading.Event()
+    segmenter = MaskSegmenter(MASK, hold=release)
+    with app_with(settings, segmenter) as (http, services):
+        account = make_account(services, credits=5)
+        headers = {**account.headers, "Idempotency-Key": "slow-one"}
+        body = upload(composite("flat")[0])
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(http.post, ENDPOINT, headers=headers, **body)
+            assert segmenter.started.wait(10)
+            second = http.post(ENDPOINT, headers=headers, **body)
+            release.set()
+            assert first.result().status_code == 200
+        assert second.status_code == 409
+        assert second.json()["error_code"] == "idempotency_key_in_use"
+        assert balance(services, account) == 4
+
+
+def test_a_full_work_queue_answers_429_and_charges_nothing(settings: Settings) -> None:
+    release = threading.Event()
+    segmenter = MaskSegmenter(MASK, hold=release)
+    busy = settings.model_copy(update={"max_pending_tasks": 1})
+    with app_with(busy, segmenter) as (http, services):
+        account = make_account(services, credits=5)
+        body = upload(composite("flat")[0])
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(http.post, ENDPOINT, headers=account.headers, **body)
+            assert segmenter.started.wait(10)
+            refused = http.post(ENDPOINT, headers=account.headers, **body)
+            release.set()
+            assert first.result().status_code == 200
+        assert refused.status_code == 429
+        assert refused.json()["error_code"] == "rate_limit_exceeded"
+        assert refused.headers["Retry-After"] == "1"
+        assert balance(services, account) == 4
+        with services.sessions() as session:
+            statuses = session.scalars(sa.select(Reservation.status)).all()
+        # The refused request's hold was refunded, not left hanging.
+        assert sorted(statuses) == ["committed", "released"]
