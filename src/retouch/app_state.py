@@ -72,7 +72,7 @@ class Services:
             ),
             pricing=Pricing.from_settings(settings),
             executor=BoundedExecutor(
-                threads=settings.worker_threads, max_pending=settings.max_pending_tasks
+                threads=settings.cpu_threads, max_pending=settings.max_pending_tasks
             ),
             results=LocalResultStore(settings.results_dir),
             signer=UrlSigner(secret),

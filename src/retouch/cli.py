@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(db_app, name="db")
 
+logger = logging.getLogger(__name__)
 console = Console()
 errors = Console(stderr=True)
 
@@ -79,14 +82,23 @@ def serve(
             f"  curl -H {shlex.quote('X-API-KEY: ' + created.key.secret)} {base}/v1/credits\n",
             soft_wrap=True,
         )
-    # Worker processes build their app from the environment, like every other process would.
+    processes = workers or settings.workers
+    if processes > 1 and not settings.redis_url:
+        logger.warning(
+            "%d processes without RETOUCH_REDIS_URL: each enforces the rate limit on its own",
+            processes,
+        )
+    # Worker processes build their app from the environment, like every other process would;
+    # they size their CPU pools from the number of processes sharing the machine.
+    os.environ["RETOUCH_WORKERS"] = str(processes)
     uvicorn.run(
         "retouch.app:app_from_environment",
         factory=True,
         host=bind_host,
         port=bind_port,
-        workers=workers or settings.workers,
+        workers=processes,
         log_config=None,
+        access_log=False,  # Retouch logs each request itself, with its request id
         proxy_headers=True,
     )
 

@@ -70,9 +70,10 @@ class Settings(BaseSettings):
     sweep_interval_seconds: Annotated[int, Field(ge=1)] = 60
     idempotency_ttl_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
 
-    worker_threads: Annotated[int, Field(ge=1)] = Field(
-        default_factory=lambda: os.cpu_count() or 1,
-        description="Threads for decoding, inference and encoding (default: one per core).",
+    worker_threads: Annotated[int | None, Field(ge=1)] = Field(
+        default=None,
+        description="Threads per process for decoding, inference and encoding "
+        "(default: the machine's cores divided among the server processes).",
     )
     max_pending_tasks: Annotated[int, Field(ge=1)] = Field(
         default=32, description="Images admitted (running or waiting) before 429s."
@@ -104,6 +105,10 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: str) -> str:
         return value.upper()
+
+    @property
+    def cpu_threads(self) -> int:
+        return self.worker_threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     @property
     def results_dir(self) -> Path:

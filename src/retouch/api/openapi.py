@@ -59,6 +59,7 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
             )
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            _drop_framework_validation_errors(document)
             for model in _models.values():
                 schema = model.model_json_schema(ref_template=_REF, mode="validation")
                 schemas.update(schema.pop("$defs", {}))
@@ -67,3 +68,15 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _drop_framework_validation_errors(document: dict[str, Any]) -> None:
+    """FastAPI documents a 422 for every route with parameters; Retouch answers invalid input
+    with Pixelcut's 400 envelope instead, so those entries would mislead client generators."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in str(responses.get("422", "")):
+                del responses["422"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        document["components"]["schemas"].pop(name, None)
