@@ -25,6 +25,43 @@ class Segmenter(Protocol):
         ...
 
 
+class Upscaler(Protocol):
+    def upscale(self, rgb: np.ndarray, scale: int) -> np.ndarray:
+        """``rgb`` uint8 HxWx3 enlarged ``scale`` times (2 or 4): uint8 (sH)x(sW)x3.
+
+        Must be safe to call from several threads at once.
+        """
+        ...
+
+
+class Filler(Protocol):
+    def fill(
+        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
+    ) -> np.ndarray:
+        """``rgb`` uint8 HxWx3 with the pixels where ``mask`` (bool HxW) is True invented to
+        continue the rest; pixels outside the mask are returned unchanged.
+
+        ``creativity`` in [0, 1]: 0 keeps closest to the surrounding content, 1 varies most.
+        The same inputs and ``seed`` give the same output.
+        """
+        ...
+
+
+class BackgroundGenerator(Protocol):
+    def background(
+        self,
+        canvas: np.ndarray,
+        *,
+        scene: str | None,
+        prompt: str | None,
+        negative_prompt: str | None,
+        seed: int,
+    ) -> np.ndarray:
+        """A uint8 HxWx3 scene behind ``canvas``: uint8 HxWx4, the subject already placed,
+        transparent elsewhere (engines may use the subject for lighting or ignore it)."""
+        ...
+
+
 class OrtModel:
     """Owns one CPU ONNX Runtime session, created once and shared by all threads.
 
