@@ -83,10 +83,12 @@ def validate(model: type[M], fields: dict[str, Any]) -> M:
 
 def _to_spec_error(exc: ValidationError) -> InvalidParameter | MissingParameter:
     first = exc.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"]) or "body"
+    field = ".".join(str(part) for part in first["loc"])
     if first["type"] == "missing":
         return MissingParameter(f"{field} is required")
     message = first["msg"].removeprefix("Value error, ")
+    if not field:  # a rule across fields
+        return InvalidParameter(message[:1].upper() + message[1:])
     return InvalidParameter(f"Invalid {field}: {message}")
 
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from retouch.ops.cutout import NO_MARGIN, MarginSpec
 from retouch.ops.remove_background import CropSpec, ShadowSpec
@@ -130,3 +138,65 @@ class RemoveBackgroundRequest(RequestModel):
             light_y=light.position.y,
             light_z=light.position.z,
         )
+
+
+def _two_or_four(value: int) -> int:
+    if value not in (2, 4):
+        raise ValueError("must be 2 or 4")
+    return value
+
+
+class UpscaleRequest(RequestModel):
+    image_url: ImageUrl | None = None
+    # An int checked afterwards rather than Literal[2, 4]: multipart sends "2", which lax int
+    # parsing accepts and Literal does not.
+    scale: Annotated[int, AfterValidator(_two_or_four)] = Field(
+        default=2,
+        description="The scale factor: 2 or 4 (Pixelcut documents no default; Retouch uses 2).",
+        json_schema_extra={"enum": [2, 4]},
+    )
+
+
+Extension = Annotated[int, Field(ge=0, le=2000)]
+
+
+class OutpaintRequest(RequestModel):
+    image_url: ImageUrl | None = None
+    left: Extension = Field(default=0, description="Pixels to add on the left (0-2000).")
+    top: Extension = Field(default=0, description="Pixels to add at the top (0-2000).")
+    right: Extension = Field(default=0, description="Pixels to add on the right (0-2000).")
+    bottom: Extension = Field(default=0, description="Pixels to add at the bottom (0-2000).")
+    creativity: float = Field(
+        default=0, ge=0, le=1, description="0 = most coherent with the image, 1 = most varied."
+    )
+    output_format: Literal["jpeg", "png"] = Field(default="jpeg")
+
+    @model_validator(mode="after")
+    def _extends_somewhere(self) -> OutpaintRequest:
+        if not (self.left or self.top or self.right or self.bottom):
+            raise ValueError("at least one of left, top, right and bottom must be greater than 0")
+        return self
+
+
+class ImageTransform(RequestModel):
+    scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=10,
+        description="1 = the subject's longest edge fits the canvas. Default 1, or 0.6 when the "
+        "background was removed for you (the subject is then trimmed to its alpha).",
+    )
+    x_center: float = Field(default=0.5, ge=0, le=1, description="Subject centre, 0 = left.")
+    y_center: float = Field(default=0.5, ge=0, le=1, description="Subject centre, 0 = top.")
+
+
+class GenerateBackgroundRequest(RequestModel):
+    image_url: ImageUrl | None = None
+    image_transform: ImageTransform = Field(default_factory=ImageTransform)
+    scene: Literal["marble", "wood", "industrial", "linen", "brick", "counter"] | None = Field(
+        default=None, description="A preset scene; when given, the prompts are ignored."
+    )
+    prompt: str | None = Field(default=None, max_length=1000, description="The scene wanted.")
+    negative_prompt: str | None = Field(
+        default=None, max_length=1000, description="Comma-separated things to avoid."
+    )
