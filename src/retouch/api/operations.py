@@ -1,0 +1,65 @@
+"""What every image endpoint does around its operation: fingerprint, fetch, run in the pool,
+charge through the pipeline, render. A route adds only its parsing and its ``process``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request, Response
+from pydantic import BaseModel
+
+from retouch.api.deps import Caller
+from retouch.api.inputs import ImageSource, load_image
+from retouch.api.outputs import render, wants_image
+from retouch.app_state import Services
+from retouch.billing.idempotency import fingerprint
+from retouch.config import Settings
+from retouch.ops.codec import DecodedImage, ImageLimits, decode_image
+from retouch.pipeline import Output, PaidRequest, run_paid
+
+
+def decode_input(settings: Settings, data: bytes, *, min_side: int | None = None) -> DecodedImage:
+    """Decode an input image under the configured limits (``min_side`` for stricter endpoints)."""
+    return decode_image(
+        data,
+        ImageLimits(
+            max_bytes=settings.image_max_bytes,
+            min_side=max(settings.image_min_side, min_side or 0),
+            max_side=settings.image_max_side,
+        ),
+    )
+
+
+async def run_image_operation(
+    request: Request,
+    services: Services,
+    caller: Caller,
+    *,
+    endpoint: str,
+    price: int,
+    params: BaseModel,
+    sources: dict[str, ImageSource],
+    idempotency_key: str | None,
+    process: Callable[[dict[str, bytes]], Output],
+) -> Response:
+    """Charge ``price`` for ``process`` (run in the CPU pool on the inputs' bytes) and render."""
+    url_fields = {f"{name}_url" for name in sources}
+    paid = PaidRequest(
+        account_id=caller.account_id,
+        request_id=request.state.request_id,
+        endpoint=endpoint,
+        price=price,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint(
+            endpoint=endpoint,
+            params=params.model_dump(mode="json", exclude=url_fields),
+            images={name: source.describe() for name, source in sources.items()},
+        ),
+    )
+
+    async def work() -> Output:
+        inputs = {name: await load_image(services, source) for name, source in sources.items()}
+        return await services.executor.run(process, inputs)
+
+    delivery = await run_paid(services, paid, work)
+    return render(request, services, delivery, image=wants_image(request))
