@@ -10,7 +10,9 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpcore
 import httpx
 import pytest
 import redis
@@ -133,3 +135,22 @@ def server(settings: Settings, services: Services) -> Iterator[LiveServer]:
 def client(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every host the fetcher connects to; anything but loopback is refused before a packet
+    leaves (this machine's network rules forbid traffic to private or public addresses)."""
+    seen: list[str] = []
+    connect = httpcore.AnyIOBackend.connect_tcp
+
+    async def guarded(
+        self: httpcore.AnyIOBackend, host: str, port: int, *args: Any, **kwargs: Any
+    ) -> httpcore.AsyncNetworkStream:
+        seen.append(host)
+        if host != "127.0.0.1":
+            raise httpcore.ConnectError(f"test refused a connection to {host}")
+        return await connect(self, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", guarded)
+    return seen

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
-import httpcore
 import pytest
 
 from retouch.errors import FileSizeTooLarge, InvalidParameter
@@ -22,7 +21,8 @@ LOOPBACK = [ipaddress.ip_network("127.0.0.1/32")]
 PAYLOAD = bytes(range(256)) * 8  # 2048 bytes
 STALL_RELEASE = threading.Event()
 
-pytestmark = pytest.mark.anyio
+# Every test runs under the connection guard: nothing may reach beyond loopback.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("connections")]
 
 
 @pytest.fixture
@@ -86,24 +86,6 @@ def origin() -> Iterator[str]:
     STALL_RELEASE.set()
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture(autouse=True)
-def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every TCP connect, and fail the test before any packet goes anywhere but loopback."""
-    seen: list[str] = []
-    connect = httpcore.AnyIOBackend.connect_tcp
-
-    async def guarded(
-        self: httpcore.AnyIOBackend, host: str, port: int, *args: Any, **kwargs: Any
-    ) -> httpcore.AsyncNetworkStream:
-        seen.append(host)
-        if host != "127.0.0.1":
-            pytest.fail(f"a connection to {host} was attempted")
-        return await connect(self, host, port, *args, **kwargs)
-
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", guarded)
-    return seen
 
 
 async def test_fetches_the_body(origin: str, connections: list[str]) -> None:

@@ -70,7 +70,7 @@ class Services:
                 prefix=settings.redis_prefix,
                 fail_open=settings.rate_limit_fail_open,
             ),
-            pricing=Pricing.from_settings(settings),
+            pricing=Pricing(settings),
             executor=BoundedExecutor(
                 threads=settings.cpu_threads, max_pending=settings.max_pending_tasks
             ),

@@ -51,7 +51,7 @@ async def remove_background(
         services,
         caller,
         endpoint="remove-background",
-        price=services.pricing.remove_background_price(shadow=params.shadow_enabled),
+        price=services.pricing.remove_background(shadow=params.shadow_enabled),
         params=params,
         sources=sources,
         idempotency_key=idempotency_key,
