@@ -19,12 +19,10 @@ import redis
 import sqlalchemy as sa
 
 from retouch.app import create_app
-from retouch.app_state import Services
+from retouch.app_state import Engines, Services
 from retouch.config import Settings
 from retouch.db import migrate
 from retouch.db.models import Base
-from retouch.engines.base import Segmenter
-from retouch.engines.segmenter import create_segmenter
 from tests.utils.server import LiveServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -113,14 +111,14 @@ def _prefix() -> str:
 
 
 @pytest.fixture(scope="session")
-def segmenter() -> Segmenter:
-    """The real default model, loaded once for the whole run as a process would."""
-    return create_segmenter("u2netp", threads=1)
+def engines() -> Engines:
+    """The real default models, loaded once for the whole run as a process would."""
+    return Engines.load(Settings())
 
 
 @pytest.fixture
-def services(settings: Settings, segmenter: Segmenter) -> Iterator[Services]:
-    built = Services.create(settings, segmenter=segmenter)
+def services(settings: Settings, engines: Engines) -> Iterator[Services]:
+    built = Services.create(settings, engines=engines)
     yield built
     built.close()
 

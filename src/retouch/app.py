@@ -18,7 +18,7 @@ from retouch import __version__
 from retouch.api.errors import install_error_handlers
 from retouch.api.middleware import RequestContextMiddleware
 from retouch.api.openapi import install_openapi
-from retouch.api.routes import credits, remove_background, results
+from retouch.api.routes import credits, generate_background, remove_background, results
 from retouch.app_state import Services
 from retouch.config import Settings
 from retouch.logs import configure_logging
@@ -79,6 +79,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     app.include_router(credits.router)
     app.include_router(remove_background.router)
+    app.include_router(generate_background.router)
     app.include_router(results.router)
     return app
 

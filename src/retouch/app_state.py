@@ -14,7 +14,8 @@ from retouch.billing.ledger import Ledger
 from retouch.billing.pricing import Pricing
 from retouch.config import Settings
 from retouch.db.engine import create_db_engine, create_session_factory
-from retouch.engines.base import Segmenter
+from retouch.engines.base import BackgroundGenerator, Segmenter
+from retouch.engines.scenes import create_background_generator
 from retouch.engines.segmenter import create_segmenter
 from retouch.executor import BoundedExecutor
 from retouch.ratelimit import RateLimiter
@@ -25,6 +26,21 @@ from retouch.storage.signing import UrlSigner, load_or_create_secret
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The models of one process: loaded once, shared by every request thread."""
+
+    segmenter: Segmenter
+    backgrounds: BackgroundGenerator
+
+    @classmethod
+    def load(cls, settings: Settings) -> Engines:
+        return cls(
+            segmenter=create_segmenter(settings.segmenter, threads=settings.inference_threads),
+            backgrounds=create_background_generator(settings.background_generator),
+        )
 
 
 @dataclass
@@ -39,13 +55,13 @@ class Services:
     executor: BoundedExecutor
     results: ResultStore
     signer: UrlSigner
-    segmenter: Segmenter
+    engines: Engines
     # What "now" is for result expiry; tests move it forward instead of sleeping an hour.
     clock: Callable[[], datetime] = utc_now
 
     @classmethod
-    def create(cls, settings: Settings, *, segmenter: Segmenter | None = None) -> Services:
-        """Build everything; ``segmenter`` lets tests share one loaded model between apps."""
+    def create(cls, settings: Settings, *, engines: Engines | None = None) -> Services:
+        """Build everything; ``engines`` lets tests share loaded models between apps."""
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = create_session_factory(engine)
         secret = (
@@ -76,8 +92,7 @@ class Services:
             ),
             results=LocalResultStore(settings.results_dir),
             signer=UrlSigner(secret),
-            segmenter=segmenter
-            or create_segmenter(settings.segmenter, threads=settings.inference_threads),
+            engines=engines or Engines.load(settings),
         )
 
     def close(self) -> None:

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
         default=1, description="ONNX Runtime intra-op threads per inference."
     )
     segmenter: str = Field(default="u2netp", description="Background-removal model.")
+    background_generator: str = Field(
+        default="procedural", description="Engine drawing generate-background scenes."
+    )
 
     image_max_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
     image_min_side: Annotated[int, Field(ge=1)] = 64

@@ -74,8 +74,8 @@ def test_keys_are_stored_only_as_hashes(services: Services) -> None:
 def test_sixth_request_in_a_second_is_refused_with_headers(
     client: httpx.Client, services: Services
 ) -> None:
-    account = make_account(services)
-    other = make_account(services, "other")
+    account = make_account(services, rate_limit=None)
+    other = make_account(services, "other", rate_limit=None)
 
     responses = [client.get("/v1/credits", headers=account.headers) for _ in range(6)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from retouch.app import create_app
-from retouch.app_state import Services
+from retouch.app_state import Engines, Services
 from retouch.billing import ledger
 from retouch.config import Settings
 from retouch.db.models import Reservation
@@ -29,7 +30,8 @@ ENDPOINT = "/v1/remove-background"
 
 @contextmanager
 def app_with(settings: Settings, segmenter: Segmenter) -> Iterator[tuple[httpx.Client, Services]]:
-    services = Services.create(settings, segmenter=segmenter)
+    engines = dataclasses.replace(Engines.load(settings), segmenter=segmenter)
+    services = Services.create(settings, engines=engines)
     try:
         with (
             LiveServer.start(create_app(settings, services)) as live,

@@ -23,8 +23,10 @@ class TestAccount:
 
 
 def make_account(
-    services: Services, name: str = "acme", *, credits: int = 10, rate_limit: int | None = None
+    services: Services, name: str = "acme", *, credits: int = 10, rate_limit: int | None = 1000
 ) -> TestAccount:
+    """An account and its key. The rate limit is high so that tests about other things never
+    trip it; ``rate_limit=None`` gives the global default."""
     with services.sessions.begin() as session:
         account = accounts.create_account(
             session, name=name, credits=credits, rate_limit_per_second=rate_limit

@@ -200,3 +200,10 @@ class GenerateBackgroundRequest(RequestModel):
     negative_prompt: str | None = Field(
         default=None, max_length=1000, description="Comma-separated things to avoid."
     )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="(Retouch) Fixes the scene's randomness; by default it is derived from the "
+        "request, so the same request gives the same image.",
+    )

@@ -39,7 +39,7 @@ async def remove_background(
     def process(inputs: dict[str, bytes]) -> Output:
         rgba = cut_out(
             decode_input(settings, inputs["image"]).pixels,
-            segmenter=services.segmenter,
+            segmenter=services.engines.segmenter,
             crop=params.crop_spec(),
             shadow=params.shadow_spec(),
             max_side=settings.image_max_side,

@@ -1,0 +1,76 @@
+"""POST /v1/generate-background."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import APIRouter, Request, Response
+
+from retouch.api.deps import CallerDep, IdempotencyKeyDep, ServicesDep
+from retouch.api.inputs import parse_image_request
+from retouch.api.openapi import request_body
+from retouch.api.operations import decode_input, run_image_operation
+from retouch.api.responses import error_responses, image_responses
+from retouch.api.schemas import GenerateBackgroundRequest
+from retouch.ops.codec import encode_jpeg
+from retouch.ops.generate_background import Placement, SceneRequest, generate_background
+from retouch.pipeline import Output
+
+router = APIRouter(tags=["Endpoints"])
+
+
+def request_seed(image: bytes, params: GenerateBackgroundRequest) -> int:
+    """The same image and parameters always draw the same scene."""
+    digest = hashlib.sha256(image)
+    digest.update(params.model_dump_json(exclude={"image_url", "seed"}).encode())
+    return int.from_bytes(digest.digest()[:4]) & 0x7FFFFFFF
+
+
+@router.post(
+    "/v1/generate-background",
+    summary="Generate Background",
+    description="Place the subject on a new 1024x1024 scene (JPEG). An image without "
+    "transparency has its background removed first. The default engine draws procedural "
+    "photographic backdrops, one per `scene`; prompt keywords choose among them.",
+    operation_id="generate-background",
+    openapi_extra=request_body(GenerateBackgroundRequest),
+    responses={
+        **image_responses("image/jpeg"),
+        **error_responses(400, 401, 403, 409, 422, 429, 500),
+    },
+    response_class=Response,
+)
+async def generate_background_route(
+    request: Request, caller: CallerDep, services: ServicesDep, idempotency_key: IdempotencyKeyDep
+) -> Response:
+    params, sources = await parse_image_request(request, GenerateBackgroundRequest)
+    settings = services.settings
+    transform = params.image_transform
+
+    def process(inputs: dict[str, bytes]) -> Output:
+        seed = params.seed if params.seed is not None else request_seed(inputs["image"], params)
+        rgb = generate_background(
+            decode_input(settings, inputs["image"]).pixels,
+            segmenter=services.engines.segmenter,
+            generator=services.engines.backgrounds,
+            placement=Placement(transform.scale, transform.x_center, transform.y_center),
+            scene=SceneRequest(
+                scene=params.scene,
+                prompt=params.prompt,
+                negative_prompt=params.negative_prompt,
+                seed=seed,
+            ),
+        )
+        return Output(encode_jpeg(rgb, quality=92), "image/jpeg")
+
+    return await run_image_operation(
+        request,
+        services,
+        caller,
+        endpoint="generate-background",
+        price=services.pricing.generate_background(),
+        params=params,
+        sources=sources,
+        idempotency_key=idempotency_key,
+        process=process,
+    )
