@@ -77,6 +77,21 @@ def composite(background: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
+PERIOD = 24
+
+
+def periodic_texture(h: int, w: int, *, seed: int = 0) -> np.ndarray:
+    """A smooth random 24 px tile repeated, plus sensor-like noise (sigma 4)."""
+    rng = np.random.default_rng(seed)
+    tile = cv2.resize(
+        rng.integers(0, 256, (6, 6, 3)).astype(np.uint8),
+        (PERIOD, PERIOD),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    tiled = np.tile(tile, (h // PERIOD + 1, w // PERIOD + 1, 1))[:h, :w].astype(np.float32)
+    return np.clip(tiled + rng.normal(0, 4, tiled.shape), 0, 255).astype(np.uint8)
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
 
