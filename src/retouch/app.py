@@ -18,7 +18,13 @@ from retouch import __version__
 from retouch.api.errors import install_error_handlers
 from retouch.api.middleware import RequestContextMiddleware
 from retouch.api.openapi import install_openapi
-from retouch.api.routes import credits, generate_background, remove_background, results
+from retouch.api.routes import (
+    credits,
+    generate_background,
+    outpaint,
+    remove_background,
+    results,
+)
 from retouch.app_state import Services
 from retouch.config import Settings
 from retouch.logs import configure_logging
@@ -80,6 +86,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(credits.router)
     app.include_router(remove_background.router)
     app.include_router(generate_background.router)
+    app.include_router(outpaint.router)
     app.include_router(results.router)
     return app
 

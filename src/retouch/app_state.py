@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,7 +15,9 @@ from retouch.billing.ledger import Ledger
 from retouch.billing.pricing import Pricing
 from retouch.config import Settings
 from retouch.db.engine import create_db_engine, create_session_factory
-from retouch.engines.base import BackgroundGenerator, Segmenter
+from retouch.engines.base import BackgroundGenerator, Filler, Segmenter
+from retouch.engines.diffusion import DiffusionInpainter
+from retouch.engines.filler import create_filler
 from retouch.engines.scenes import create_background_generator
 from retouch.engines.segmenter import create_segmenter
 from retouch.executor import BoundedExecutor
@@ -34,13 +37,40 @@ class Engines:
 
     segmenter: Segmenter
     backgrounds: BackgroundGenerator
+    filler: Filler
 
     @classmethod
     def load(cls, settings: Settings) -> Engines:
-        return cls(
-            segmenter=create_segmenter(settings.segmenter, threads=settings.inference_threads),
-            backgrounds=create_background_generator(settings.background_generator),
+        threads = settings.inference_threads
+        filler = create_filler(
+            settings.filler,
+            threads=threads,
+            weights_path=settings.diffusion_weights,
+            steps=settings.diffusion_steps,
         )
+        backgrounds: BackgroundGenerator
+        if settings.background_generator == "diffusion":
+            # One pipeline in memory when both engines are generative.
+            backgrounds = (
+                filler
+                if isinstance(filler, DiffusionInpainter)
+                else DiffusionInpainter(
+                    _weights(settings), threads=threads, steps=settings.diffusion_steps
+                )
+            )
+        else:
+            backgrounds = create_background_generator(settings.background_generator)
+        return cls(
+            segmenter=create_segmenter(settings.segmenter, threads=threads),
+            backgrounds=backgrounds,
+            filler=filler,
+        )
+
+
+def _weights(settings: Settings) -> Path:
+    if settings.diffusion_weights is None:
+        raise ValueError("RETOUCH_DIFFUSION_WEIGHTS must name a local diffusers pipeline folder")
+    return settings.diffusion_weights
 
 
 @dataclass

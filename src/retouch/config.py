@@ -83,8 +83,18 @@ class Settings(BaseSettings):
     )
     segmenter: str = Field(default="u2netp", description="Background-removal model.")
     background_generator: str = Field(
-        default="procedural", description="Engine drawing generate-background scenes."
+        default="procedural",
+        description="Engine drawing generate-background scenes: procedural or diffusion.",
     )
+    filler: str = Field(
+        default="patchmatch", description="Outpaint engine: patchmatch, telea or diffusion."
+    )
+    diffusion_weights: Path | None = Field(
+        default=None,
+        description="A diffusers inpainting pipeline folder (save_pretrained layout); needed by "
+        "the diffusion engines. Never downloaded.",
+    )
+    diffusion_steps: Annotated[int, Field(ge=1, le=200)] = 25
 
     image_max_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
     image_min_side: Annotated[int, Field(ge=1)] = 64

@@ -3,6 +3,7 @@ charge through the pipeline, render. A route adds only its parsing and its ``pro
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from fastapi import Request, Response
@@ -28,6 +29,13 @@ def decode_input(settings: Settings, data: bytes, *, min_side: int | None = None
             max_side=settings.image_max_side,
         ),
     )
+
+
+def request_seed(image: bytes, params: BaseModel) -> int:
+    """A seed from the request itself, so the same request always gives the same image."""
+    digest = hashlib.sha256(image)
+    digest.update(params.model_dump_json(exclude={"image_url", "seed"}).encode())
+    return int.from_bytes(digest.digest()[:4]) & 0x7FFFFFFF
 
 
 async def run_image_operation(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from fastapi import APIRouter, Request, Response
 
 from retouch.api.deps import CallerDep, IdempotencyKeyDep, ServicesDep
 from retouch.api.inputs import parse_image_request
 from retouch.api.openapi import request_body
-from retouch.api.operations import decode_input, run_image_operation
+from retouch.api.operations import decode_input, request_seed, run_image_operation
 from retouch.api.responses import error_responses, image_responses
 from retouch.api.schemas import GenerateBackgroundRequest
 from retouch.ops.codec import encode_jpeg
@@ -17,13 +15,6 @@ from retouch.ops.generate_background import Placement, SceneRequest, generate_ba
 from retouch.pipeline import Output
 
 router = APIRouter(tags=["Endpoints"])
-
-
-def request_seed(image: bytes, params: GenerateBackgroundRequest) -> int:
-    """The same image and parameters always draw the same scene."""
-    digest = hashlib.sha256(image)
-    digest.update(params.model_dump_json(exclude={"image_url", "seed"}).encode())
-    return int.from_bytes(digest.digest()[:4]) & 0x7FFFFFFF
 
 
 @router.post(

@@ -1,0 +1,65 @@
+"""POST /v1/outpaint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from retouch.api.deps import CallerDep, IdempotencyKeyDep, ServicesDep
+from retouch.api.inputs import parse_image_request
+from retouch.api.openapi import request_body
+from retouch.api.operations import decode_input, request_seed, run_image_operation
+from retouch.api.responses import error_responses, image_responses
+from retouch.api.schemas import OutpaintRequest
+from retouch.ops.codec import encode_jpeg, encode_png
+from retouch.ops.outpaint import MIN_SIDE, outpaint
+from retouch.pipeline import Output
+
+router = APIRouter(tags=["Endpoints"])
+
+
+@router.post(
+    "/v1/outpaint",
+    summary="Outpaint",
+    description="Extend the image by `left`, `top`, `right` and `bottom` pixels (0-2000 each, at "
+    "least one > 0), continuing its content into the new border; the original pixels are kept "
+    "exactly. The default engine is PatchMatch texture synthesis; `creativity` varies the fill.",
+    operation_id="outpaint",
+    openapi_extra=request_body(OutpaintRequest),
+    responses={
+        **image_responses("image/jpeg"),
+        **error_responses(400, 401, 403, 409, 422, 429, 500),
+    },
+    response_class=Response,
+)
+async def outpaint_route(
+    request: Request, caller: CallerDep, services: ServicesDep, idempotency_key: IdempotencyKeyDep
+) -> Response:
+    params, sources = await parse_image_request(request, OutpaintRequest)
+    settings = services.settings
+
+    def process(inputs: dict[str, bytes]) -> Output:
+        rgb = outpaint(
+            decode_input(settings, inputs["image"], min_side=MIN_SIDE).pixels,
+            left=params.left,
+            top=params.top,
+            right=params.right,
+            bottom=params.bottom,
+            filler=services.engines.filler,
+            creativity=params.creativity,
+            seed=request_seed(inputs["image"], params),
+        )
+        if params.output_format == "png":
+            return Output(encode_png(rgb), "image/png")
+        return Output(encode_jpeg(rgb, quality=92), "image/jpeg")
+
+    return await run_image_operation(
+        request,
+        services,
+        caller,
+        endpoint="outpaint",
+        price=services.pricing.outpaint(),
+        params=params,
+        sources=sources,
+        idempotency_key=idempotency_key,
+        process=process,
+    )
