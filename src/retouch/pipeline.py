@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import anyio
 from fastapi.concurrency import run_in_threadpool
 
 from retouch.app_state import Services
@@ -28,7 +29,7 @@ class Output:
 
 @dataclass(frozen=True)
 class Delivery:
-    result_key: str
+    result_key: str | None
     media_type: str
     credits_charged: int
     credits_remaining: int
@@ -44,6 +45,9 @@ class PaidRequest:
     price: int
     idempotency_key: str | None = None
     fingerprint: str = ""
+    # Only results that will be fetched later (a result_url, or an idempotent replay) are
+    # written to the store; an image sent in the response needs no copy on disk.
+    store_result: bool = True
 
 
 async def run_paid(
@@ -72,36 +76,40 @@ async def run_paid(
         )
         try:
             output = await work()
-            keep = (
-                services.settings.idempotency_ttl_seconds
-                if key is not None
-                else services.settings.result_ttl_seconds
-            )
-            expires_at = services.clock() + timedelta(seconds=keep)
-            result_key = await run_in_threadpool(
-                services.results.put,
-                output.data,
-                media_type=output.media_type,
-                expires_at=expires_at,
-            )
+            result_key = None
+            if request.store_result or key is not None:
+                keep = (
+                    services.settings.idempotency_ttl_seconds
+                    if key is not None
+                    else services.settings.result_ttl_seconds
+                )
+                result_key = await run_in_threadpool(
+                    services.results.put,
+                    output.data,
+                    media_type=output.media_type,
+                    expires_at=services.clock() + timedelta(seconds=keep),
+                )
             await run_in_threadpool(
                 services.ledger.commit, account_id=request.account_id, request_id=request.request_id
             )
         except BaseException:
-            await run_in_threadpool(
-                services.ledger.release,
-                account_id=request.account_id,
-                request_id=request.request_id,
-            )
+            # Shielded: even a cancelled request (client gone, server stopping) gets its refund.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(
+                    services.ledger.release,
+                    account_id=request.account_id,
+                    request_id=request.request_id,
+                )
             raise
     except BaseException:
         if key is not None:
-            await run_in_threadpool(
-                idem.abandon,
-                account_id=request.account_id,
-                key=key,
-                request_id=request.request_id,
-            )
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(
+                    idem.abandon,
+                    account_id=request.account_id,
+                    key=key,
+                    request_id=request.request_id,
+                )
         raise
 
     remaining = await run_in_threadpool(_balance, services, request.account_id)
@@ -114,6 +122,7 @@ async def run_paid(
         data=output.data,
     )
     if key is not None:
+        assert result_key is not None
         await run_in_threadpool(
             idem.complete,
             account_id=request.account_id,

@@ -126,6 +126,26 @@ def test_accept_negotiation(
     assert response.headers["content-type"] == expected
 
 
+def test_only_results_fetched_later_are_kept(client: httpx.Client, services: Services) -> None:
+    account = make_account(services)
+    image = upload(composite("flat")[0])
+    stored = services.settings.results_dir
+
+    def kept() -> int:
+        return len(list(stored.iterdir())) if stored.exists() else 0
+
+    client.post(ENDPOINT, headers={**account.headers, "Accept": "image/png"}, **image)
+    assert kept() == 0  # the image went out in the response; no copy stays on disk
+    client.post(ENDPOINT, headers=account.headers, **image)
+    assert kept() == 1  # a result_url points at it
+    client.post(
+        ENDPOINT,
+        headers={**account.headers, "Accept": "image/png", "Idempotency-Key": "k1"},
+        **image,
+    )
+    assert kept() == 2  # a replay will need it
+
+
 # --- geometry, with the model replaced by the true mask so boxes are exact ------------------
 
 MASK = product_mask()

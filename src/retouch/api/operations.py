@@ -52,6 +52,7 @@ async def run_image_operation(
 ) -> Response:
     """Charge ``price`` for ``process`` (run in the CPU pool on the inputs' bytes) and render."""
     url_fields = {f"{name}_url" for name in sources}
+    image = wants_image(request)
     paid = PaidRequest(
         account_id=caller.account_id,
         request_id=request.state.request_id,
@@ -63,6 +64,7 @@ async def run_image_operation(
             params=params.model_dump(mode="json", exclude=url_fields),
             images={name: source.describe() for name, source in sources.items()},
         ),
+        store_result=not image,
     )
 
     async def work() -> Output:
@@ -70,4 +72,4 @@ async def run_image_operation(
         return await services.executor.run(process, inputs)
 
     delivery = await run_paid(services, paid, work)
-    return render(request, services, delivery, image=wants_image(request))
+    return render(request, services, delivery, image=image)

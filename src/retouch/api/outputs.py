@@ -37,6 +37,7 @@ def render(request: Request, services: Services, delivery: Delivery, *, image: b
     if delivery.replayed:
         headers["Idempotent-Replayed"] = "true"
     if not image:
+        assert delivery.result_key is not None  # stored whenever a URL is to be rendered
         return JSONResponse(
             {"result_url": result_url(request, services, delivery.result_key)}, headers=headers
         )
