@@ -7,6 +7,9 @@ unreachable server fails the run; elsewhere those tests skip with the reason.
 from __future__ import annotations
 
 import os
+
+# As `retouch serve` does, before ncnn's OpenMP runtime loads (see cli.serve).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import uuid
 from collections.abc import Iterator
 from pathlib import Path

@@ -24,6 +24,7 @@ from retouch.api.routes import (
     outpaint,
     remove_background,
     results,
+    upscale,
 )
 from retouch.app_state import Services
 from retouch.config import Settings
@@ -87,6 +88,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(remove_background.router)
     app.include_router(generate_background.router)
     app.include_router(outpaint.router)
+    app.include_router(upscale.router)
     app.include_router(results.router)
     return app
 

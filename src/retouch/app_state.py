@@ -15,11 +15,12 @@ from retouch.billing.ledger import Ledger
 from retouch.billing.pricing import Pricing
 from retouch.config import Settings
 from retouch.db.engine import create_db_engine, create_session_factory
-from retouch.engines.base import BackgroundGenerator, Filler, Segmenter
+from retouch.engines.base import BackgroundGenerator, Filler, Segmenter, Upscaler
 from retouch.engines.diffusion import DiffusionInpainter
 from retouch.engines.filler import create_filler
 from retouch.engines.scenes import create_background_generator
 from retouch.engines.segmenter import create_segmenter
+from retouch.engines.upscaler import create_upscaler
 from retouch.executor import BoundedExecutor
 from retouch.ratelimit import RateLimiter
 from retouch.storage.base import ResultStore
@@ -36,6 +37,7 @@ class Engines:
     """The models of one process: loaded once, shared by every request thread."""
 
     segmenter: Segmenter
+    upscaler: Upscaler
     backgrounds: BackgroundGenerator
     filler: Filler
 
@@ -62,6 +64,7 @@ class Engines:
             backgrounds = create_background_generator(settings.background_generator)
         return cls(
             segmenter=create_segmenter(settings.segmenter, threads=threads),
+            upscaler=create_upscaler(settings.upscaler, threads=threads),
             backgrounds=backgrounds,
             filler=filler,
         )

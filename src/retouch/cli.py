@@ -91,6 +91,9 @@ def serve(
     # Worker processes build their app from the environment, like every other process would;
     # they size their CPU pools from the number of processes sharing the machine.
     os.environ["RETOUCH_WORKERS"] = str(processes)
+    # ncnn's OpenMP runtime reads this once when it loads; spinning idle threads would steal
+    # the cores the other requests' threads need.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     uvicorn.run(
         "retouch.app:app_from_environment",
         factory=True,

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
         default=1, description="ONNX Runtime intra-op threads per inference."
     )
     segmenter: str = Field(default="u2netp", description="Background-removal model.")
+    upscaler: str = Field(
+        default="span", description="Upscale engine: span (neural) or bicubic (baseline)."
+    )
     background_generator: str = Field(
         default="procedural",
         description="Engine drawing generate-background scenes: procedural or diffusion.",

@@ -19,14 +19,16 @@ from retouch.ops.codec import DecodedImage, ImageLimits, decode_image
 from retouch.pipeline import Output, PaidRequest, run_paid
 
 
-def decode_input(settings: Settings, data: bytes, *, min_side: int | None = None) -> DecodedImage:
-    """Decode an input image under the configured limits (``min_side`` for stricter endpoints)."""
+def decode_input(
+    settings: Settings, data: bytes, *, min_side: int | None = None, max_side: int | None = None
+) -> DecodedImage:
+    """Decode an input image under the configured limits, tightened for endpoints that need it."""
     return decode_image(
         data,
         ImageLimits(
             max_bytes=settings.image_max_bytes,
             min_side=max(settings.image_min_side, min_side or 0),
-            max_side=settings.image_max_side,
+            max_side=min(settings.image_max_side, max_side or settings.image_max_side),
         ),
     )
 

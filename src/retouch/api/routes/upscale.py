@@ -1,0 +1,65 @@
+"""POST /v1/upscale."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from retouch.api.deps import CallerDep, IdempotencyKeyDep, ServicesDep
+from retouch.api.inputs import parse_image_request
+from retouch.api.openapi import request_body
+from retouch.api.operations import decode_input, run_image_operation
+from retouch.api.responses import error_responses, image_responses
+from retouch.api.schemas import UpscaleRequest
+from retouch.errors import ResolutionTooHigh
+from retouch.ops.codec import encode_jpeg, encode_png
+from retouch.ops.upscale import max_input_side, upscale_image
+from retouch.pipeline import Output
+
+router = APIRouter(tags=["Endpoints"])
+
+
+@router.post(
+    "/v1/upscale",
+    summary="Upscale",
+    description="Enlarge 2x or 4x with the SPAN super-resolution network. Output is JPEG, or PNG "
+    "when the input has an alpha channel (upscaled too). The result is at most 6000 px on a "
+    "side, so inputs may be at most 3000 px (2x) or 1500 px (4x).",
+    operation_id="upscale",
+    openapi_extra=request_body(UpscaleRequest),
+    responses={
+        **image_responses("image/jpeg"),
+        **error_responses(400, 401, 403, 409, 422, 429, 500),
+    },
+    response_class=Response,
+)
+async def upscale_route(
+    request: Request, caller: CallerDep, services: ServicesDep, idempotency_key: IdempotencyKeyDep
+) -> Response:
+    params, sources = await parse_image_request(request, UpscaleRequest)
+    settings = services.settings
+    largest = max_input_side(params.scale, settings.image_max_side)
+
+    def process(inputs: dict[str, bytes]) -> Output:
+        try:
+            decoded = decode_input(settings, inputs["image"], max_side=largest)
+        except ResolutionTooHigh as exc:
+            raise ResolutionTooHigh(
+                f"{exc.message}: upscaling {params.scale}x allows inputs up to {largest} px on a "
+                f"side, so the result stays within {settings.image_max_side} px"
+            ) from None
+        out = upscale_image(decoded.pixels, upscaler=services.engines.upscaler, scale=params.scale)
+        if decoded.has_alpha:
+            return Output(encode_png(out), "image/png")
+        return Output(encode_jpeg(out, quality=92), "image/jpeg")
+
+    return await run_image_operation(
+        request,
+        services,
+        caller,
+        endpoint="upscale",
+        price=services.pricing.upscale(),
+        params=params,
+        sources=sources,
+        idempotency_key=idempotency_key,
+        process=process,
+    )
