@@ -89,6 +89,22 @@ async def run_paid(
                     media_type=output.media_type,
                     expires_at=services.clock() + timedelta(seconds=keep),
                 )
+            if key is not None:
+                assert result_key is not None
+                # Recorded before the charge becomes final: a failure from here on refunds and
+                # forgets the key, so a retry runs again instead of meeting a stuck record.
+                await run_in_threadpool(
+                    idem.complete,
+                    account_id=request.account_id,
+                    key=key,
+                    request_id=request.request_id,
+                    response=StoredResponse(
+                        status=200,
+                        result_key=result_key,
+                        media_type=output.media_type,
+                        headers={"X-Credits-Charged": str(hold.amount)},
+                    ),
+                )
             await run_in_threadpool(
                 services.ledger.commit, account_id=request.account_id, request_id=request.request_id
             )
@@ -112,8 +128,10 @@ async def run_paid(
                 )
         raise
 
+    # The charge is final and any key recorded: a failure reading the balance is only a 500
+    # that a retry with the same key turns into a replay, never a second charge.
     remaining = await run_in_threadpool(_balance, services, request.account_id)
-    delivery = Delivery(
+    return Delivery(
         result_key=result_key,
         media_type=output.media_type,
         credits_charged=hold.amount,
@@ -121,21 +139,6 @@ async def run_paid(
         replayed=False,
         data=output.data,
     )
-    if key is not None:
-        assert result_key is not None
-        await run_in_threadpool(
-            idem.complete,
-            account_id=request.account_id,
-            key=key,
-            request_id=request.request_id,
-            response=StoredResponse(
-                status=200,
-                result_key=result_key,
-                media_type=output.media_type,
-                headers={"X-Credits-Charged": str(hold.amount)},
-            ),
-        )
-    return delivery
 
 
 async def _replay(services: Services, request: PaidRequest, stored: StoredResponse) -> Delivery:

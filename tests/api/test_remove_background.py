@@ -345,3 +345,36 @@ def test_a_full_work_queue_answers_429_and_charges_nothing(settings: Settings) -
             statuses = session.scalars(sa.select(Reservation.status)).all()
         # The refused request's hold was refunded, not left hanging.
         assert sorted(statuses) == ["committed", "released"]
+
+
+def test_a_failure_after_the_result_is_recorded_never_charges_twice(
+    exact: tuple[httpx.Client, Services, TestAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http, services, account = exact
+    headers = {**account.headers, "Idempotency-Key": "fragile"}
+    image = upload(composite("flat")[0])
+    real_commit = services.ledger.commit
+    calls = {"commit": 0}
+
+    def commit_fails_once(**kwargs: object) -> object:
+        calls["commit"] += 1
+        if calls["commit"] == 1:
+            raise RuntimeError("database went away mid-commit")
+        return real_commit(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services.ledger, "commit", commit_fails_once)
+    assert http.post(ENDPOINT, headers=headers, **image).status_code == 500
+    assert balance(services, account) == 100  # refunded
+    retried = http.post(ENDPOINT, headers=headers, **image)
+    assert retried.status_code == 200 and "Idempotent-Replayed" not in retried.headers
+    assert balance(services, account) == 99
+
+    monkeypatch.setattr(
+        "retouch.pipeline._balance", lambda *_: (_ for _ in ()).throw(RuntimeError("read failed"))
+    )
+    other = {**account.headers, "Idempotency-Key": "fragile-2"}
+    assert http.post(ENDPOINT, headers=other, **image).status_code == 500
+    monkeypatch.undo()
+    replay = http.post(ENDPOINT, headers=other, **image)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert balance(services, account) == 98  # charged once for the second key

@@ -43,11 +43,6 @@ def error_response(
     )
 
 
-def _request_id_header(request: Request) -> dict[str, str]:
-    request_id = getattr(request.state, "request_id", None)
-    return {"X-Request-Id": request_id} if request_id else {}
-
-
 async def _retouch_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RetouchError)
     return error_response(exc.status, exc.error_code, exc.message, exc.headers)
@@ -73,7 +68,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "invalid_parameter", f"{field}: {first.get('msg', 'invalid')}")
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     # OperationalError is the DBAPI's "not your fault" class: refused connections, a server
     # going away, SQLite's lock timeout. All are transient, so the client is told to retry.
     assert isinstance(exc, OperationalError)
@@ -82,18 +77,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         503,
         "service_unavailable",
         "The database is unavailable; retry shortly",
-        {"Retry-After": "5", **_request_id_header(request)},
-    )
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Runs in Starlette's outermost middleware, outside the request-context middleware, so the
-    # request id header is added here.
-    logger.exception(
-        "unhandled error", extra={"request_id": getattr(request.state, "request_id", None)}
-    )
-    return error_response(
-        500, "internal_error", "Internal service error", _request_id_header(request)
+        {"Retry-After": "5"},
     )
 
 
@@ -102,4 +86,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # Any other exception is answered with a 500 envelope by RequestContextMiddleware.

@@ -43,9 +43,12 @@ class RequestContextMiddleware:
         status = 500
         too_large = FileSizeTooLarge(f"The request body is larger than {self.max_body_bytes} bytes")
 
+        started_response = False
+
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
@@ -73,6 +76,14 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, counting_receive, send_with_headers)
+        except Exception:
+            if started_response:
+                raise
+            # Answered here rather than by Starlette's outermost handler, which re-raises into
+            # the server and makes it drop the client's keep-alive connection.
+            logger.exception("unhandled error", extra={"request_id": request_id})
+            response = error_response(500, "internal_error", "Internal service error")
+            await response(scope, receive, send_with_headers)
         finally:
             self._log(scope, request_id, status, started)
 

@@ -119,14 +119,14 @@ class IdempotencyStore:
             )
 
     def abandon(self, *, account_id: int, key: str, request_id: str) -> None:
-        """Free the key after a failure so that a retry runs again."""
+        """Free the key after a failure so that a retry runs again (also when the failure came
+        after the response was recorded but before its charge was final)."""
         with self._sessions.begin() as session:
             session.execute(
                 delete(IdempotencyRecord).where(
                     IdempotencyRecord.account_id == account_id,
                     IdempotencyRecord.key == key,
                     IdempotencyRecord.request_id == request_id,
-                    IdempotencyRecord.status == IN_PROGRESS,
                 )
             )
 
