@@ -24,10 +24,14 @@ from retouch.api.routes import (
     outpaint,
     remove_background,
     results,
+    try_on,
     upscale,
 )
 from retouch.app_state import Services
 from retouch.config import Settings
+from retouch.jobs.runner import JobRunner
+from retouch.jobs.try_on import KIND as TRY_ON
+from retouch.jobs.try_on import run_try_on
 from retouch.logs import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -48,10 +52,11 @@ def sweep_once(services: Services) -> None:
         )
 
 
-async def _sweep_forever(services: Services) -> None:
+async def _sweep_forever(services: Services, runner: JobRunner) -> None:
     while True:
         try:
             await run_in_threadpool(sweep_once, services)
+            await runner.recover()
         except Exception:
             logger.exception("sweeper failed; retrying at the next interval")
         await asyncio.sleep(services.settings.sweep_interval_seconds)
@@ -64,13 +69,16 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or await run_in_threadpool(Services.create, settings)
-        sweeper = asyncio.create_task(_sweep_forever(app.state.services))
+        app.state.runner = JobRunner(app.state.services, {TRY_ON: run_try_on})
+        # The first sweep recovers jobs a previous process left behind.
+        sweeper = asyncio.create_task(_sweep_forever(app.state.services, app.state.runner))
         try:
             yield
         finally:
             sweeper.cancel()
             with suppress(asyncio.CancelledError):
                 await sweeper
+            await app.state.runner.stop()
             await app.state.services.limiter.close()
             if owned:
                 app.state.services.close()
@@ -89,6 +97,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(generate_background.router)
     app.include_router(outpaint.router)
     app.include_router(upscale.router)
+    app.include_router(try_on.router)
     app.include_router(results.router)
     return app
 

@@ -20,6 +20,7 @@ from retouch.engines.diffusion import DiffusionInpainter
 from retouch.engines.filler import create_filler
 from retouch.engines.scenes import create_background_generator
 from retouch.engines.segmenter import create_segmenter
+from retouch.engines.tryon import TryOnEngine, create_try_on_engine
 from retouch.engines.upscaler import create_upscaler
 from retouch.executor import BoundedExecutor
 from retouch.ratelimit import RateLimiter
@@ -40,6 +41,7 @@ class Engines:
     upscaler: Upscaler
     backgrounds: BackgroundGenerator
     filler: Filler
+    try_on: TryOnEngine
 
     @classmethod
     def load(cls, settings: Settings) -> Engines:
@@ -62,11 +64,19 @@ class Engines:
             )
         else:
             backgrounds = create_background_generator(settings.background_generator)
+        segmenter = create_segmenter(settings.segmenter, threads=threads)
         return cls(
-            segmenter=create_segmenter(settings.segmenter, threads=threads),
+            segmenter=segmenter,
             upscaler=create_upscaler(settings.upscaler, threads=threads),
             backgrounds=backgrounds,
             filler=filler,
+            try_on=create_try_on_engine(
+                settings.try_on_engine,
+                segmenter=segmenter,
+                threads=threads,
+                weights_path=settings.diffusion_weights,
+                steps=settings.diffusion_steps,
+            ),
         )
 
 

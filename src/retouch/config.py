@@ -89,6 +89,9 @@ class Settings(BaseSettings):
         default="procedural",
         description="Engine drawing generate-background scenes: procedural or diffusion.",
     )
+    try_on_engine: str = Field(
+        default="geometric", description="Try-on engine: geometric or diffusion."
+    )
     filler: str = Field(
         default="patchmatch", description="Outpaint engine: patchmatch, telea or diffusion."
     )
@@ -98,6 +101,15 @@ class Settings(BaseSettings):
         "the diffusion engines. Never downloaded.",
     )
     diffusion_steps: Annotated[int, Field(ge=1, le=200)] = 25
+
+    job_concurrency: Annotated[int, Field(ge=1)] = Field(
+        default=2, description="Jobs one process runs at once."
+    )
+    job_timeout_seconds: Annotated[float, Field(gt=0)] = 120
+    job_max_attempts: Annotated[int, Field(ge=1)] = 2
+    job_queue_timeout_seconds: Annotated[int, Field(ge=1)] = 900
+    job_retention_seconds: Annotated[int, Field(ge=60)] = 3600
+    job_wait_seconds: Annotated[float, Field(gt=0)] = 60
 
     image_max_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
     image_min_side: Annotated[int, Field(ge=1)] = 64

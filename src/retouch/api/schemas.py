@@ -207,3 +207,29 @@ class GenerateBackgroundRequest(RequestModel):
         description="(Retouch) Fixes the scene's randomness; by default it is derived from the "
         "request, so the same request gives the same image.",
     )
+
+
+class TryOnRequest(RequestModel):
+    person_image_url: Annotated[str, Field(max_length=2048)] | None = Field(
+        default=None, description="URL of the person's image (or a `person_image` file part)."
+    )
+    garment_image_url: Annotated[str, Field(max_length=2048)] | None = Field(
+        default=None, description="URL of the garment image (or a `garment_image` file part)."
+    )
+    garment_mode: Literal["auto", "full", "upper", "lower"] = Field(
+        default="auto",
+        description="auto-detect, full body (dresses), upper (shirts, jackets) or lower (pants).",
+    )
+    preprocess_garment: bool = Field(
+        default=True,
+        description="Cut the garment out of its image first (+5 credits when the garment image "
+        "has no transparency, i.e. extraction is needed).",
+    )
+    remove_background: bool = Field(
+        default=False, description="Return the dressed person on a transparent background (PNG)."
+    )
+    wait_for_result: bool = Field(
+        default=True,
+        description="true: wait (up to a minute) and answer with `result_url`; false: answer "
+        "202 with a `job_id` to poll at GET /v1/try-on/job/{job_id}.",
+    )

@@ -128,3 +128,31 @@ class IdempotencyRecord(Base):
     # An in-progress record whose process died may be taken over after this moment.
     locked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """An asynchronous operation (try-on). Its credits are reserved under the job id at
+    submission and committed or released when it ends, exactly once."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'running', 'completed', 'failed')", name="status"),
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_account_id", "account_id"),
+    )
+
+    # Random and unguessable; also the job's request id in the ledger.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    # The validated request as JSON, with input images referenced by result-store keys.
+    params: Mapped[str] = mapped_column(Text)
+    price: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result_key: Mapped[str | None] = mapped_column(String(128), default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -1,0 +1,173 @@
+"""Runs jobs in this process: bounded concurrency, a time limit, crash recovery, refunds.
+
+Any process may run any pending job: claiming is a conditional UPDATE, so a job scheduled twice
+(by its own process and by another's recovery sweep) still runs once. Credits were reserved under
+the job id at submission; the runner commits them when the job completes and releases them on
+every other ending, after winning that ending's transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import anyio
+from fastapi.concurrency import run_in_threadpool
+
+from retouch.app_state import Services
+from retouch.errors import RetouchError, ServiceUnavailable
+from retouch.jobs.store import FINISHED, JobStatus, JobStore, JobView
+from retouch.pipeline import Output
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Services, JobView, dict[str, bytes]], Output]
+
+# The failure codes Pixelcut documents for jobs.
+JOB_ERROR_CODES = {
+    "invalid_parameter",
+    "content_filter_error",
+    "request_timeout",
+    "job_expired",
+    "job_cancelled",
+    "unexpected_error",
+    "service_unavailable",
+}
+
+
+class JobFailed(RetouchError):
+    """A failed job reported over HTTP (try-on with ``wait_for_result``)."""
+
+    def __init__(self, job: JobView) -> None:
+        super().__init__(job.error_message or "The job failed")
+        self.error_code = job.error_code or "unexpected_error"
+        self.status = 400 if self.error_code == "invalid_parameter" else 500
+
+
+def job_error(exc: BaseException) -> tuple[str, str]:
+    """The (error_code, message) a failed job reports for ``exc``."""
+    if isinstance(exc, ServiceUnavailable):
+        return "service_unavailable", exc.message
+    if isinstance(exc, RetouchError) and exc.status == 400:
+        # The input turned out unusable (undecodable, no person found...): the client's to fix.
+        return "invalid_parameter", exc.message
+    return "unexpected_error", "The job failed unexpectedly"
+
+
+class JobRunner:
+    def __init__(self, services: Services, handlers: dict[str, Handler]) -> None:
+        self.services = services
+        self.store = JobStore(services.sessions)
+        self._handlers = handlers
+        settings = services.settings
+        self._slots = asyncio.Semaphore(settings.job_concurrency)
+        self._timeout = settings.job_timeout_seconds
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def schedule(self, job_id: str) -> None:
+        task = asyncio.create_task(self._run(job_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def recover(self) -> None:
+        """Requeue or fail jobs whose process died, expire stale ones, schedule what's pending.
+
+        Runs at start-up and with every sweep. A job counts as abandoned once it has been running
+        longer than the time limit plus a margin: a live process would have ended it by then.
+        """
+        settings = self.services.settings
+        now = self.services.clock()
+        abandoned_before = now - timedelta(seconds=self._timeout + 60)
+        for job in await run_in_threadpool(self.store.running_since_before, abandoned_before):
+            if job.attempts < settings.job_max_attempts:
+                if await run_in_threadpool(self.store.requeue, job.id):
+                    logger.warning("job %s was interrupted; retrying", job.id)
+            else:
+                await self._fail(job, "unexpected_error", "The job was interrupted repeatedly")
+        expired_before = now - timedelta(seconds=settings.job_queue_timeout_seconds)
+        for job in await run_in_threadpool(
+            self.store.with_status, JobStatus.PENDING, created_before=expired_before
+        ):
+            await self._fail(job, "job_expired", "The job waited too long to start and expired")
+        for job in await run_in_threadpool(self.store.with_status, JobStatus.PENDING):
+            self.schedule(job.id)
+
+    async def cancel(self, job: JobView) -> bool:
+        """Cancel a pending or running job; False when it had already finished."""
+        return await self._fail(job, "job_cancelled", "The job was cancelled")
+
+    async def wait(self, job_id: str, *, seconds: float) -> JobView:
+        """The job once finished, or as it stands after ``seconds``."""
+        with anyio.move_on_after(seconds):
+            while True:
+                job = await run_in_threadpool(self.store.get, job_id)
+                assert job is not None
+                if job.status in FINISHED:
+                    return job
+                await asyncio.sleep(0.1)
+        job = await run_in_threadpool(self.store.get, job_id)
+        assert job is not None
+        return job
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _fail(self, job: JobView, code: str, message: str) -> bool:
+        with anyio.CancelScope(shield=True):
+            if not await run_in_threadpool(self.store.fail, job.id, code=code, message=message):
+                return False
+            await run_in_threadpool(
+                self.services.ledger.release, account_id=job.account_id, request_id=job.id
+            )
+            return True
+
+    async def _run(self, job_id: str) -> None:
+        async with self._slots:
+            if not await run_in_threadpool(self.store.claim, job_id):
+                return  # another process (or schedule) took it, or it was cancelled
+            job = await run_in_threadpool(self.store.get, job_id)
+            assert job is not None
+            try:
+                output = await asyncio.wait_for(self._execute(job), self._timeout)
+            except TimeoutError:
+                await self._fail(job, "request_timeout", "The job did not finish in time")
+                return
+            except Exception as exc:
+                if not isinstance(exc, RetouchError):
+                    logger.exception("job %s failed", job_id)
+                await self._fail(job, *job_error(exc))
+                return
+            await self._finish(job, output)
+
+    async def _execute(self, job: JobView) -> Output:
+        results = self.services.results
+        now = self.services.clock()
+        inputs: dict[str, bytes] = {}
+        for name, key in job.params["inputs"].items():
+            stored = await run_in_threadpool(results.get, key, now=now)
+            if stored is None:
+                raise RetouchError("The job's input images are no longer available")
+            inputs[name] = stored.data
+        handler = self._handlers[job.kind]
+        return await self.services.executor.run(handler, self.services, job, inputs)
+
+    async def _finish(self, job: JobView, output: Output) -> None:
+        services = self.services
+        with anyio.CancelScope(shield=True):
+            key = await run_in_threadpool(
+                services.results.put,
+                output.data,
+                media_type=output.media_type,
+                expires_at=services.clock()
+                + timedelta(seconds=services.settings.job_retention_seconds),
+            )
+            if await run_in_threadpool(self.store.complete, job.id, result_key=key):
+                await run_in_threadpool(
+                    services.ledger.commit, account_id=job.account_id, request_id=job.id
+                )
+            # Otherwise the job was cancelled while it ran: the cancel refunded it, and the
+            # result is left for the sweeper.

@@ -1,0 +1,158 @@
+"""Jobs as database rows: every state change is one conditional UPDATE, so two processes (or a
+cancel racing a finish) can never both win a transition."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from retouch.db.models import Job
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    account_id: int
+    kind: str
+    status: JobStatus
+    params: dict[str, Any]
+    price: int
+    attempts: int
+    result_key: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+
+
+def _view(row: Job) -> JobView:
+    return JobView(
+        id=row.id,
+        account_id=row.account_id,
+        kind=row.kind,
+        status=JobStatus(row.status),
+        params=json.loads(row.params),
+        price=row.price,
+        attempts=row.attempts,
+        result_key=row.result_key,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        created_at=_aware(row.created_at),
+        started_at=_aware(row.started_at) if row.started_at else None,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything Retouch stores is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class JobStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def create(
+        self, *, job_id: str, account_id: int, kind: str, params: dict[str, Any], price: int
+    ) -> JobView:
+        with self._sessions.begin() as session:
+            row = Job(
+                id=job_id,
+                account_id=account_id,
+                kind=kind,
+                status=JobStatus.PENDING,
+                params=json.dumps(params),
+                price=price,
+                attempts=0,
+                created_at=datetime.now(UTC),
+            )
+            session.add(row)
+            session.flush()
+            return _view(row)
+
+    def get(self, job_id: str, *, account_id: int | None = None) -> JobView | None:
+        """The job, or None when it doesn't exist or belongs to another account."""
+        query = select(Job).where(Job.id == job_id)
+        if account_id is not None:
+            query = query.where(Job.account_id == account_id)
+        with self._sessions() as session:
+            row = session.scalar(query)
+            return _view(row) if row else None
+
+    def _transition(self, job_id: str, sources: tuple[JobStatus, ...], **values: Any) -> bool:
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Job).where(Job.id == job_id, Job.status.in_(sources)).values(**values)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def claim(self, job_id: str) -> bool:
+        """pending -> running, for exactly one caller."""
+        return self._transition(
+            job_id,
+            (JobStatus.PENDING,),
+            status=JobStatus.RUNNING,
+            started_at=datetime.now(UTC),
+            attempts=Job.attempts + 1,
+        )
+
+    def complete(self, job_id: str, *, result_key: str) -> bool:
+        """running -> completed; False when the job was cancelled or failed meanwhile."""
+        return self._transition(
+            job_id,
+            (JobStatus.RUNNING,),
+            status=JobStatus.COMPLETED,
+            result_key=result_key,
+            finished_at=datetime.now(UTC),
+        )
+
+    def fail(
+        self,
+        job_id: str,
+        *,
+        code: str,
+        message: str,
+        sources: tuple[JobStatus, ...] = (JobStatus.PENDING, JobStatus.RUNNING),
+    ) -> bool:
+        """Fail a job that hasn't finished; False when it already had."""
+        return self._transition(
+            job_id,
+            sources,
+            status=JobStatus.FAILED,
+            error_code=code,
+            error_message=message,
+            finished_at=datetime.now(UTC),
+        )
+
+    def requeue(self, job_id: str) -> bool:
+        """running -> pending, for a job whose process died."""
+        return self._transition(job_id, (JobStatus.RUNNING,), status=JobStatus.PENDING)
+
+    def with_status(
+        self, status: JobStatus, *, created_before: datetime | None = None
+    ) -> list[JobView]:
+        query = select(Job).where(Job.status == status).order_by(Job.created_at)
+        if created_before is not None:
+            query = query.where(Job.created_at < created_before)
+        with self._sessions() as session:
+            return [_view(row) for row in session.scalars(query)]
+
+    def running_since_before(self, moment: datetime) -> list[JobView]:
+        query = select(Job).where(Job.status == JobStatus.RUNNING, Job.started_at < moment)
+        with self._sessions() as session:
+            return [_view(row) for row in session.scalars(query)]

@@ -1,0 +1,379 @@
+"""POST /v1/try-on and its job endpoints over real HTTP: every state transition, cancel races,
+restart recovery, refunds on every failure path, and isolation between accounts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from retouch.app import create_app
+from retouch.app_state import Engines, Services
+from retouch.billing import ledger
+from retouch.config import Settings
+from retouch.db.models import Job
+from retouch.errors import UnknownForeground
+from tests.utils.factories import TestAccount, make_account
+from tests.utils.images import decode, encode, iou
+from tests.utils.people import (
+    expected_cover,
+    garment_photo,
+    person_scene,
+    untouched_zone,
+    wearing,
+)
+from tests.utils.server import LiveServer
+
+PERSON = np.full((160, 120, 3), 90, np.uint8)
+GARMENT_RGBA = np.zeros((80, 80, 4), np.uint8)
+GARMENT_RGBA[10:70, 10:70] = (200, 20, 20, 255)
+
+
+class ScriptedTryOn:
+    """A try-on engine double: paints a red box, after an optional hold, or raises."""
+
+    def __init__(self, *, hold: threading.Event | None = None, error: Exception | None = None):
+        self.hold = hold
+        self.error = error
+        self.started = threading.Event()
+
+    def dress(self, person: np.ndarray, garment: np.ndarray, *, mode: str, seed: int) -> np.ndarray:
+        self.started.set()
+        if self.hold is not None and not self.hold.wait(timeout=30):
+            raise TimeoutError("never released")
+        if self.error is not None:
+            raise self.error
+        out = person.copy()
+        out[40:100, 30:90] = (200, 20, 20)
+        return out
+
+
+@contextmanager
+def app_with(
+    settings: Settings, engines: Engines, engine: object, **overrides: object
+) -> Iterator[tuple[httpx.Client, Services]]:
+    settings = settings.model_copy(update=overrides)
+    services = Services.create(settings, engines=dataclasses.replace(engines, try_on=engine))
+    try:
+        with (
+            LiveServer.start(create_app(settings, services)) as live,
+            httpx.Client(base_url=live.url, timeout=60) as http,
+        ):
+            yield http, services
+    finally:
+        services.close()
+
+
+def submit(
+    http: httpx.Client, account: TestAccount, *, garment: np.ndarray = GARMENT_RGBA, **fields: str
+) -> httpx.Response:
+    return http.post(
+        "/v1/try-on",
+        headers=account.headers,
+        files={
+            "person_image": ("person.png", encode(PERSON)),
+            "garment_image": ("garment.png", encode(garment)),
+        },
+        data={"preprocess_garment": "false", **fields},
+    )
+
+
+def wait_for(http: httpx.Client, account: TestAccount, job_id: str, *statuses: str) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        document = http.get(f"/v1/try-on/job/{job_id}", headers=account.headers).json()
+        if document["status"] in statuses:
+            return document
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached {statuses}")
+
+
+def balance(services: Services, account: TestAccount) -> int:
+    with services.sessions() as session:
+        value = ledger.balance(session, account_id=account.id)
+        assert value == ledger.ledger_sum(session, account_id=account.id)
+        return value
+
+
+def test_async_job_completes_and_charges_once(settings: Settings, engines: Engines) -> None:
+    with app_with(settings, engines, ScriptedTryOn()) as (http, services):
+        account = make_account(services, credits=10)
+        response = submit(http, account, wait_for_result="false")
+        assert response.status_code == 202
+        body = response.json()
+        assert body["status"] == "pending" and set(body) == {"job_id", "status"}
+        uuid.UUID(body["job_id"])
+
+        done = wait_for(http, account, body["job_id"], "completed")
+        assert set(done) == {"job_id", "status", "result_url"}
+        image = decode(httpx.get(done["result_url"]).content)
+        assert image.format == "JPEG" and image.size == (120, 160)
+        assert balance(services, account) == 9
+
+
+def test_waiting_call_answers_like_a_sync_endpoint(settings: Settings, engines: Engines) -> None:
+    with app_with(settings, engines, ScriptedTryOn()) as (http, services):
+        account = make_account(services, credits=10)
+        response = submit(http, account)
+        assert response.status_code == 200, response.text
+        assert set(response.json()) == {"result_url"}
+        assert response.headers["X-Credits-Charged"] == "1"
+
+
+def test_jobs_are_invisible_to_other_accounts(settings: Settings, engines: Engines) -> None:
+    with app_with(settings, engines, ScriptedTryOn()) as (http, services):
+        owner = make_account(services, credits=10)
+        other = make_account(services, "other", credits=10)
+        job_id = submit(http, owner, wait_for_result="false").json()["job_id"]
+        for path in (f"/v1/try-on/job/{job_id}", f"/v1/try-on/job/{uuid.uuid4()}"):
+            response = http.get(path, headers=other.headers)
+            assert response.status_code == 404
+            assert response.json() == {"error": "Job not found", "error_code": "not_found"}
+        cancel = http.post(f"/v1/try-on/job/{job_id}/cancel", headers=other.headers)
+        assert cancel.status_code == 404
+        wait_for(http, owner, job_id, "completed")
+        assert balance(services, other) == 10
+
+
+def test_cancel_while_running_refunds_and_discards_the_result(
+    settings: Settings, engines: Engines
+) -> None:
+    hold = threading.Event()
+    engine = ScriptedTryOn(hold=hold)
+    with app_with(settings, engines, engine) as (http, services):
+        account = make_account(services, credits=10)
+        job_id = submit(http, account, wait_for_result="false").json()["job_id"]
+        assert engine.started.wait(10)
+        assert wait_for(http, account, job_id, "running")["status"] == "running"
+
+        response = http.post(f"/v1/try-on/job/{job_id}/cancel", headers=account.headers)
+        assert response.status_code == 200
+        assert response.json() == {"message": "Job cancelled"}
+        hold.set()  # the engine finishes after the cancel: its result must not count
+        time.sleep(0.5)
+
+        document = wait_for(http, account, job_id, "failed")
+        assert document["error"] == {
+            "message": "The job was cancelled",
+            "error_code": "job_cancelled",
+        }
+        assert "result_url" not in document
+        assert balance(services, account) == 10
+        again = http.post(f"/v1/try-on/job/{job_id}/cancel", headers=account.headers)
+        assert again.status_code == 409
+        assert again.json()["error_code"] == "job_finished"
+
+
+def test_cancel_a_pending_job_and_a_finished_one(settings: Settings, engines: Engines) -> None:
+    hold = threading.Event()
+    engine = ScriptedTryOn(hold=hold)
+    with app_with(settings, engines, engine, job_concurrency=1) as (http, services):
+        account = make_account(services, credits=10)
+        first = submit(http, account, wait_for_result="false").json()["job_id"]
+        assert engine.started.wait(10)
+        queued = submit(http, account, wait_for_result="false").json()["job_id"]
+        assert wait_for(http, account, queued, "pending")["status"] == "pending"
+        assert (
+            http.post(f"/v1/try-on/job/{queued}/cancel", headers=account.headers).status_code == 200
+        )
+        hold.set()
+        wait_for(http, account, first, "completed")
+        finished = http.post(f"/v1/try-on/job/{first}/cancel", headers=account.headers)
+        assert finished.status_code == 409
+        assert finished.json() == {
+            "error": "Job has already finished and cannot be canceled",
+            "error_code": "job_finished",
+        }
+        assert wait_for(http, account, queued, "failed")["error"]["error_code"] == "job_cancelled"
+        assert balance(services, account) == 9
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (UnknownForeground("No person could be found"), "invalid_parameter"),
+        (RuntimeError("engine crashed"), "unexpected_error"),
+    ],
+)
+def test_failed_jobs_report_the_spec_code_and_refund(
+    settings: Settings, engines: Engines, error: Exception, code: str
+) -> None:
+    with app_with(settings, engines, ScriptedTryOn(error=error)) as (http, services):
+        account = make_account(services, credits=10)
+        job_id = submit(http, account, wait_for_result="false").json()["job_id"]
+        document = wait_for(http, account, job_id, "failed")
+        assert document["error"]["error_code"] == code
+        assert "crashed" not in document["error"]["message"]  # internals stay in the log
+        assert balance(services, account) == 10
+        waited = submit(http, account)
+        assert waited.status_code == (400 if code == "invalid_parameter" else 500)
+        assert waited.json()["error_code"] == code
+        assert balance(services, account) == 10
+
+
+def test_a_job_over_its_time_limit_fails_with_request_timeout(
+    settings: Settings, engines: Engines
+) -> None:
+    hold = threading.Event()
+    with app_with(settings, engines, ScriptedTryOn(hold=hold), job_timeout_seconds=0.5) as (
+        http,
+        services,
+    ):
+        account = make_account(services, credits=10)
+        job_id = submit(http, account, wait_for_result="false").json()["job_id"]
+        document = wait_for(http, account, job_id, "failed")
+        hold.set()
+        assert document["error"]["error_code"] == "request_timeout"
+        assert balance(services, account) == 10
+
+
+def _orphan(
+    services: Services, account: TestAccount, *, status: str, attempts: int, age: float
+) -> str:
+    """A job as a crashed process would leave it: credits reserved, inputs stored."""
+    job_id = str(uuid.uuid4())
+    services.ledger.reserve(account_id=account.id, request_id=job_id, endpoint="try-on", amount=1)
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    keys = {
+        "person_image": services.results.put(
+            encode(PERSON), media_type="image/png", expires_at=expires
+        ),
+        "garment_image": services.results.put(
+            encode(GARMENT_RGBA), media_type="image/png", expires_at=expires
+        ),
+    }
+    long_ago = datetime.now(UTC) - timedelta(seconds=age)
+    with services.sessions.begin() as session:
+        session.add(
+            Job(
+                id=job_id,
+                account_id=account.id,
+                kind="try-on",
+                status=status,
+                params=json.dumps(
+                    {
+                        "inputs": keys,
+                        "options": {
+                            "garment_mode": "auto",
+                            "preprocess_garment": False,
+                            "remove_background": False,
+                        },
+                    }
+                ),
+                price=1,
+                attempts=attempts,
+                created_at=long_ago,
+                started_at=long_ago if status == "running" else None,
+            )
+        )
+    return job_id
+
+
+def test_restart_recovers_interrupted_and_expired_jobs(
+    settings: Settings, engines: Engines
+) -> None:
+    bootstrap = Services.create(settings, engines=engines)
+    account = make_account(bootstrap, credits=10)
+    age = settings.job_timeout_seconds + 120
+    retried = _orphan(bootstrap, account, status="running", attempts=1, age=age)
+    exhausted = _orphan(bootstrap, account, status="running", attempts=2, age=age)
+    stale = _orphan(
+        bootstrap, account, status="pending", attempts=0, age=settings.job_queue_timeout_seconds + 5
+    )
+    queued = _orphan(bootstrap, account, status="pending", attempts=0, age=1)
+    bootstrap.close()
+    assert balance(bootstrap, account) == 6
+
+    with app_with(settings, engines, ScriptedTryOn()) as (http, services):
+        assert wait_for(http, account, retried, "completed")["status"] == "completed"
+        assert wait_for(http, account, queued, "completed")["status"] == "completed"
+        assert (
+            wait_for(http, account, exhausted, "failed")["error"]["error_code"]
+            == "unexpected_error"
+        )
+        assert wait_for(http, account, stale, "failed")["error"]["error_code"] == "job_expired"
+        with services.sessions() as session:
+            attempts = session.scalar(sa.select(Job.attempts).where(Job.id == retried))
+        assert attempts == 2
+        assert balance(services, account) == 8  # two completed, two refunded
+
+
+@pytest.mark.parametrize(
+    ("files", "fields", "code"),
+    [
+        ({"person_image": ("p.png", encode(PERSON))}, {}, "missing_parameter"),
+        (
+            {"person_image": ("p.png", encode(PERSON)), "garment_image": ("g.png", b"nope")},
+            {},
+            "malformed_image",
+        ),
+        (
+            {
+                "person_image": ("p.png", encode(PERSON)),
+                "garment_image": ("g.png", encode(GARMENT_RGBA)),
+            },
+            {"garment_mode": "hat"},
+            "invalid_parameter",
+        ),
+    ],
+)
+def test_bad_submissions_are_400_and_free(
+    client: httpx.Client, services: Services, files: dict, fields: dict, code: str
+) -> None:
+    account = make_account(services, credits=10)
+    response = client.post("/v1/try-on", headers=account.headers, files=files, data=fields)
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == code
+    assert balance(services, account) == 10
+
+
+def test_garment_extraction_costs_five_more(settings: Settings, engines: Engines) -> None:
+    with app_with(settings, engines, ScriptedTryOn()) as (http, services):
+        account = make_account(services, credits=10)
+        opaque = np.full((80, 80, 3), 240, np.uint8)
+        opaque[20:60, 20:60] = (200, 20, 20)
+        response = submit(http, account, garment=opaque, preprocess_garment="true")
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Credits-Charged"] == "6"
+        assert balance(services, account) == 4
+        poor = make_account(services, "poor", credits=5)
+        refused = submit(http, poor, garment=opaque, preprocess_garment="true")
+        assert refused.status_code == 403
+        assert refused.json()["error_code"] == "insufficient_api_credits"
+
+
+@pytest.mark.slow
+def test_the_geometric_engine_dresses_a_person_through_http(
+    client: httpx.Client, services: Services
+) -> None:
+    account = make_account(services, credits=20)
+    scene = person_scene()
+    photo, _ = garment_photo("tshirt")  # on white: extracted, so +5 credits
+    response = client.post(
+        "/v1/try-on",
+        headers=account.headers,
+        files={
+            "person_image": ("person.png", encode(scene.rgb)),
+            "garment_image": ("garment.png", encode(photo)),
+        },
+        data={"garment_mode": "auto"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Credits-Charged"] == "6"
+    result = np.asarray(decode(httpx.get(response.json()["result_url"]).content))
+    assert result.shape == scene.rgb.shape
+    assert iou(wearing(result, "tshirt"), expected_cover(scene, "tshirt")) >= 0.7
+    # JPEG-encoded, so "untouched" allows the codec's error.
+    zone = untouched_zone(scene)
+    assert np.abs(result[zone].astype(int) - scene.rgb[zone].astype(int)).mean() < 4
+    assert balance(services, account) == 14
