@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from retouch.app import sweep_once
 from retouch.app_state import Services
+from retouch.maintenance import sweep_once
 from tests.utils.factories import make_account
 from tests.utils.images import composite, encode
 

@@ -29,37 +29,10 @@ from retouch.api.routes import (
 )
 from retouch.app_state import Services
 from retouch.config import Settings
-from retouch.jobs.runner import JobRunner
-from retouch.jobs.try_on import KIND as TRY_ON
-from retouch.jobs.try_on import run_try_on
 from retouch.logs import configure_logging
+from retouch.maintenance import build_runner, sweep_forever
 
 logger = logging.getLogger(__name__)
-
-
-def sweep_once(services: Services) -> None:
-    """Delete expired results and idempotency records; refund abandoned reservations."""
-    now = services.clock()
-    swept = services.results.sweep(now=now)
-    refunded = services.ledger.release_expired(now=now)
-    forgotten = services.idempotency.sweep(now=now)
-    if swept or refunded or forgotten:
-        logger.info(
-            "sweeper: %d results deleted, %d reservations refunded, %d idempotency keys expired",
-            swept,
-            refunded,
-            forgotten,
-        )
-
-
-async def _sweep_forever(services: Services, runner: JobRunner) -> None:
-    while True:
-        try:
-            await run_in_threadpool(sweep_once, services)
-            await runner.recover()
-        except Exception:
-            logger.exception("sweeper failed; retrying at the next interval")
-        await asyncio.sleep(services.settings.sweep_interval_seconds)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -69,16 +42,19 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or await run_in_threadpool(Services.create, settings)
-        app.state.runner = JobRunner(app.state.services, {TRY_ON: run_try_on})
+        runner = app.state.runner = build_runner(app.state.services)
         # The first sweep recovers jobs a previous process left behind.
-        sweeper = asyncio.create_task(_sweep_forever(app.state.services, app.state.runner))
+        background = [asyncio.create_task(sweep_forever(app.state.services, runner))]
+        if runner.runs_jobs and settings.redis_url:
+            background.append(asyncio.create_task(runner.consume()))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
-            await app.state.runner.stop()
+            for task in background:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            await runner.stop()
             await app.state.services.limiter.close()
             if owned:
                 app.state.services.close()

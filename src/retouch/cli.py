@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shlex
@@ -104,6 +105,20 @@ def serve(
         access_log=False,  # Retouch logs each request itself, with its request id
         proxy_headers=True,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run jobs (try-on) without serving HTTP; scale these apart from API nodes."""
+    settings = Settings()
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    migrate.upgrade(settings.sqlalchemy_url)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when ncnn loads
+    # Imported here, after the line above, because it loads the models' runtimes; the
+    # administrative commands stay light for the same reason.
+    from retouch.maintenance import run_worker
+
+    asyncio.run(run_worker(settings))
 
 
 @accounts_app.command("create")

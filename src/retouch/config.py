@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     )
     diffusion_steps: Annotated[int, Field(ge=1, le=200)] = 25
 
+    run_jobs: bool = Field(
+        default=True,
+        description="Whether `retouch serve` processes run jobs themselves; set false on API "
+        "nodes when `retouch worker` processes do it.",
+    )
     job_concurrency: Annotated[int, Field(ge=1)] = Field(
         default=2, description="Jobs one process runs at once."
     )

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 import anyio
 from fastapi.concurrency import run_in_threadpool
 
 from retouch.app_state import Services
 from retouch.errors import RetouchError, ServiceUnavailable
+from retouch.jobs.queue import RedisJobQueue
 from retouch.jobs.store import FINISHED, JobStatus, JobStore, JobView
 from retouch.pipeline import Output
 
@@ -57,19 +59,62 @@ def job_error(exc: BaseException) -> tuple[str, str]:
 
 
 class JobRunner:
-    def __init__(self, services: Services, handlers: dict[str, Handler]) -> None:
+    """Submits and runs jobs. With a Redis queue, submissions go onto it and this process runs
+    jobs only when ``runs_jobs`` (a worker, or a serving process allowed to); without one, this
+    process runs what it submits and what its sweeps find pending."""
+
+    def __init__(
+        self,
+        services: Services,
+        handlers: dict[str, Handler],
+        *,
+        queue: RedisJobQueue | None = None,
+        runs_jobs: bool = True,
+    ) -> None:
         self.services = services
         self.store = JobStore(services.sessions)
         self._handlers = handlers
+        self._queue = queue
+        self.runs_jobs = runs_jobs
         settings = services.settings
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._timeout = settings.job_timeout_seconds
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def submit(self, job_id: str) -> None:
+        if self._queue is not None:
+            await self._queue.push(job_id)
+        elif self.runs_jobs:
+            self.schedule(job_id)
+
     def schedule(self, job_id: str) -> None:
-        task = asyncio.create_task(self._run(job_id))
+        self._spawn(self._run(job_id))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def consume(self) -> None:
+        """Pop job ids from the queue for as long as this runs, one free slot at a time."""
+        assert self._queue is not None
+        while True:
+            await self._slots.acquire()
+            try:
+                job_id = await self._queue.pop(timeout=1)
+            except BaseException:
+                self._slots.release()
+                raise
+            if job_id is None:
+                self._slots.release()
+                continue
+            self._spawn(self._run_in_slot(job_id))
+
+    async def _run_in_slot(self, job_id: str) -> None:
+        try:
+            await self._run_claimed(job_id)
+        finally:
+            self._slots.release()
 
     async def recover(self) -> None:
         """Requeue or fail jobs whose process died, expire stale ones, schedule what's pending.
@@ -92,7 +137,7 @@ class JobRunner:
         ):
             await self._fail(job, "job_expired", "The job waited too long to start and expired")
         for job in await run_in_threadpool(self.store.with_status, JobStatus.PENDING):
-            self.schedule(job.id)
+            await self.submit(job.id)
 
     async def cancel(self, job: JobView) -> bool:
         """Cancel a pending or running job; False when it had already finished."""
@@ -115,6 +160,8 @@ class JobRunner:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._queue is not None:
+            await self._queue.close()
 
     async def _fail(self, job: JobView, code: str, message: str) -> bool:
         with anyio.CancelScope(shield=True):
@@ -127,21 +174,24 @@ class JobRunner:
 
     async def _run(self, job_id: str) -> None:
         async with self._slots:
-            if not await run_in_threadpool(self.store.claim, job_id):
-                return  # another process (or schedule) took it, or it was cancelled
-            job = await run_in_threadpool(self.store.get, job_id)
-            assert job is not None
-            try:
-                output = await asyncio.wait_for(self._execute(job), self._timeout)
-            except TimeoutError:
-                await self._fail(job, "request_timeout", "The job did not finish in time")
-                return
-            except Exception as exc:
-                if not isinstance(exc, RetouchError):
-                    logger.exception("job %s failed", job_id)
-                await self._fail(job, *job_error(exc))
-                return
-            await self._finish(job, output)
+            await self._run_claimed(job_id)
+
+    async def _run_claimed(self, job_id: str) -> None:
+        if not await run_in_threadpool(self.store.claim, job_id):
+            return  # another process (or schedule) took it, or it was cancelled
+        job = await run_in_threadpool(self.store.get, job_id)
+        assert job is not None
+        try:
+            output = await asyncio.wait_for(self._execute(job), self._timeout)
+        except TimeoutError:
+            await self._fail(job, "request_timeout", "The job did not finish in time")
+            return
+        except Exception as exc:
+            if not isinstance(exc, RetouchError):
+                logger.exception("job %s failed", job_id)
+            await self._fail(job, *job_error(exc))
+            return
+        await self._finish(job, output)
 
     async def _execute(self, job: JobView) -> Output:
         results = self.services.results

@@ -110,7 +110,7 @@ async def try_on(
             services.ledger.release, account_id=caller.account_id, request_id=job_id
         )
         raise
-    runner.schedule(job_id)
+    await runner.submit(job_id)
     headers = {"X-Credits-Charged": str(hold.amount)}
     if not params.wait_for_result:
         return JSONResponse(job_document(request, services, job), status_code=202, headers=headers)

@@ -1,0 +1,24 @@
+"""Where submitted job ids go: straight to this process's runner, or onto a Redis list that any
+`retouch worker` (or serving process) pops from. The database stays the source of truth: the
+queue only says "look at this job", so a lost or duplicated id costs nothing but a sweep."""
+
+from __future__ import annotations
+
+import redis.asyncio
+
+
+class RedisJobQueue:
+    def __init__(self, url: str, *, prefix: str) -> None:
+        # Popping blocks for up to a second, so reads need a longer socket timeout than that.
+        self._redis = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._key = f"{prefix}:jobs"
+
+    async def push(self, job_id: str) -> None:
+        await self._redis.lpush(self._key, job_id)
+
+    async def pop(self, *, timeout: float) -> str | None:
+        item = await self._redis.brpop([self._key], timeout=timeout)
+        return item[1].decode() if item else None
+
+    async def close(self) -> None:
+        await self._redis.aclose()
