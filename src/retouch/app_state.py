@@ -23,6 +23,7 @@ from retouch.engines.segmenter import create_segmenter
 from retouch.engines.tryon import TryOnEngine, create_try_on_engine
 from retouch.engines.upscaler import create_upscaler
 from retouch.executor import BoundedExecutor
+from retouch.jobs.webhooks import master_key
 from retouch.ratelimit import RateLimiter
 from retouch.storage.base import ResultStore
 from retouch.storage.local import LocalResultStore
@@ -99,6 +100,7 @@ class Services:
     results: ResultStore
     signer: UrlSigner
     engines: Engines
+    webhook_master: bytes
     # What "now" is for result expiry; tests move it forward instead of sleeping an hour.
     clock: Callable[[], datetime] = utc_now
 
@@ -136,6 +138,7 @@ class Services:
             results=LocalResultStore(settings.results_dir),
             signer=UrlSigner(secret),
             engines=engines or Engines.load(settings),
+            webhook_master=master_key(settings),
         )
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from retouch.config import Settings
 from retouch.db import migrate
 from retouch.db.engine import create_db_engine, create_session_factory
 from retouch.errors import RetouchError
+from retouch.jobs.webhooks import account_key, master_key
 from retouch.logs import configure_logging
 
 app = typer.Typer(no_args_is_help=True, help="Retouch: self-hosted, Pixelcut-compatible image API.")
@@ -168,6 +169,14 @@ def accounts_set_rate_limit(
     with _transaction() as session:
         accounts.set_rate_limit(session, name=name, per_second=per_second)
     console.print(f"Rate limit of {name}: {per_second or 'default'}")
+
+
+@accounts_app.command("webhook-secret")
+def accounts_webhook_secret(name: str) -> None:
+    """Print the key that signs this account's webhooks (Retouch-Signature)."""
+    with _transaction() as session:
+        account = accounts.get_account(session, name=name)
+    console.print(account_key(master_key(Settings()), account.id).decode(), soft_wrap=True)
 
 
 @credits_app.command("grant")

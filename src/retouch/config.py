@@ -116,6 +116,19 @@ class Settings(BaseSettings):
     job_retention_seconds: Annotated[int, Field(ge=60)] = 3600
     job_wait_seconds: Annotated[float, Field(gt=0)] = 60
 
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Master key from which each account's webhook signing key is derived; "
+        "default is a random key kept in the data dir.",
+    )
+    webhook_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    webhook_timeout_seconds: Annotated[float, Field(gt=0)] = 10
+    webhook_allow_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks webhook_url may reach although private/loopback.",
+    )
+
     image_max_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
     image_min_side: Annotated[int, Field(ge=1)] = 64
     image_max_side: Annotated[int, Field(ge=1)] = 6000
@@ -150,6 +163,10 @@ class Settings(BaseSettings):
     @property
     def secret_file(self) -> Path:
         return self.data_dir / "secret.key"
+
+    @property
+    def webhook_secret_file(self) -> Path:
+        return self.data_dir / "webhook.key"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -136,7 +136,7 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
 
 
-class _GuardedTransport(httpx.AsyncHTTPTransport):
+class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool that uses our network backend.
 
     httpx 0.28 has no argument for a network backend (encode/httpx#3749 adds one), so the pool it
@@ -167,9 +167,9 @@ async def fetch_url(
     Raises InvalidParameter for anything that stops the download, FileSizeTooLarge past
     `max_bytes`.
     """
-    request_url = _parse_url(url, field)
+    request_url = parse_http_url(url, field)
     failed = f"{field} could not be fetched"
-    transport = _GuardedTransport(PublicOnlyBackend(allowed_networks))
+    transport = GuardedTransport(PublicOnlyBackend(allowed_networks))
     try:
         with anyio.fail_after(total_timeout):
             async with httpx.AsyncClient(
@@ -190,7 +190,7 @@ async def fetch_url(
         raise InvalidParameter(f"{failed}: {str(exc) or type(exc).__name__}") from exc
 
 
-def _parse_url(url: str, field: str) -> httpx.URL:
+def parse_http_url(url: str, field: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:

@@ -11,6 +11,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -23,6 +26,7 @@ from retouch.billing import ledger
 from retouch.config import Settings
 from retouch.db.models import Job
 from retouch.errors import UnknownForeground
+from retouch.jobs.webhooks import account_key, verify
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import decode, encode, iou
 from tests.utils.people import (
@@ -377,3 +381,94 @@ def test_the_geometric_engine_dresses_a_person_through_http(
     zone = untouched_zone(scene)
     assert np.abs(result[zone].astype(int) - scene.rgb[zone].astype(int)).mean() < 4
     assert balance(services, account) == 14
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    received: list[tuple[dict[str, str], bytes]] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/retouch", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhooks_deliver_the_signed_final_document(
+    settings: Settings,
+    engines: Engines,
+    receiver: tuple[str, list[tuple[dict[str, str], bytes]]],
+) -> None:
+    url, received = receiver
+    hold = threading.Event()
+    engine = ScriptedTryOn(hold=hold)
+    with app_with(
+        settings, engines, engine, webhook_allow_networks=[ip_network("127.0.0.1/32")]
+    ) as (
+        http,
+        services,
+    ):
+        account = make_account(services, credits=10)
+        done = submit(http, account, wait_for_result="false", webhook_url=url).json()["job_id"]
+        assert engine.started.wait(10)
+        hold.set()
+        wait_for(http, account, done, "completed")
+        engine.hold, engine.started = threading.Event(), threading.Event()
+        cancelled = submit(http, account, wait_for_result="false", webhook_url=url)
+        cancelled_id = cancelled.json()["job_id"]
+        assert engine.started.wait(10)
+        cancel = http.post(f"/v1/try-on/job/{cancelled_id}/cancel", headers=account.headers)
+        assert cancel.status_code == 200
+        engine.hold.set()
+        deadline = time.monotonic() + 10
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        key = account_key(services.webhook_master, account.id)
+        documents = {}
+        for headers, body in received:
+            assert verify(key, headers["Retouch-Signature"], body, now=time.time())
+            assert not verify(
+                account_key(services.webhook_master, account.id + 1),
+                headers["Retouch-Signature"],
+                body,
+                now=time.time(),
+            )
+            document = json.loads(body)
+            documents[document["job_id"]] = (headers["Retouch-Event"], document)
+        event, document = documents[done]
+        assert event == "job.completed" and document["status"] == "completed"
+        # Webhooks are sent without a request to take the host from: result URLs start with
+        # RETOUCH_PUBLIC_BASE_URL (here unset, so host:port from settings); the rest is served.
+        link = urlsplit(document["result_url"])
+        assert f"{link.scheme}://{link.netloc}" == "http://127.0.0.1:8000"
+        assert http.get(f"{link.path}?{link.query}").status_code == 200
+        event, document = documents[cancelled_id]
+        assert event == "job.failed"
+        assert document["error"]["error_code"] == "job_cancelled"
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/hook", "not a url", "http://"])
+def test_a_bad_webhook_url_is_refused_at_submission(
+    client: httpx.Client, services: Services, url: str
+) -> None:
+    account = make_account(services, credits=10)
+    response = submit(client, account, webhook_url=url)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "invalid_parameter"
+    assert "webhook_url" in response.json()["error"]
+    assert balance(services, account) == 10

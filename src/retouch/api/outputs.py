@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from retouch.app_state import Services
 from retouch.pipeline import Delivery
+from retouch.storage.signing import result_url as signed_result_url
 
 
 def wants_image(request: Request) -> bool:
@@ -26,7 +27,7 @@ def result_url(request: Request, services: Services, key: str) -> str:
         else str(request.base_url).rstrip("/")
     )
     expires_at = services.clock() + timedelta(seconds=services.settings.result_ttl_seconds)
-    return f"{base}/v1/results/{key}?{services.signer.sign(key, expires_at)}"
+    return signed_result_url(base, key, signer=services.signer, expires_at=expires_at)
 
 
 def render(request: Request, services: Services, delivery: Delivery, *, image: bool) -> Response:

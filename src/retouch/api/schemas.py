@@ -228,6 +228,11 @@ class TryOnRequest(RequestModel):
     remove_background: bool = Field(
         default=False, description="Return the dressed person on a transparent background (PNG)."
     )
+    webhook_url: Annotated[str, Field(max_length=2048)] | None = Field(
+        default=None,
+        description="(Retouch) When the job ends, its document is POSTed here, signed with the "
+        "account's webhook key (header Retouch-Signature).",
+    )
     wait_for_result: bool = Field(
         default=True,
         description="true: wait (up to a minute) and answer with `result_url`; false: answer "

@@ -19,9 +19,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from retouch.app_state import Services
 from retouch.errors import RetouchError, ServiceUnavailable
+from retouch.jobs.documents import job_document
 from retouch.jobs.queue import RedisJobQueue
 from retouch.jobs.store import FINISHED, JobStatus, JobStore, JobView
+from retouch.jobs.webhooks import account_key, deliver
 from retouch.pipeline import Output
+from retouch.storage.signing import result_url
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +173,37 @@ class JobRunner:
             await run_in_threadpool(
                 self.services.ledger.release, account_id=job.account_id, request_id=job.id
             )
-            return True
+        self._notify(job)
+        return True
+
+    def _notify(self, job: JobView) -> None:
+        """POST the final job document to the job's webhook, if it has one, in the background:
+        a slow receiver must not hold a job slot."""
+        url = job.params["options"].get("webhook_url")
+        if url:
+            self._spawn(self._deliver(job.id, url))
+
+    async def _deliver(self, job_id: str, url: str) -> None:
+        services = self.services
+        settings = services.settings
+        job = await run_in_threadpool(self.store.get, job_id)
+        assert job is not None
+        base = str(settings.public_base_url or f"http://{settings.host}:{settings.port}")
+        expires_at = services.clock() + timedelta(seconds=settings.result_ttl_seconds)
+        document = job_document(
+            job,
+            result_url=lambda key: result_url(
+                base, key, signer=services.signer, expires_at=expires_at
+            ),
+        )
+        await deliver(
+            url,
+            document,
+            secret=account_key(services.webhook_master, job.account_id),
+            allowed_networks=settings.webhook_allow_networks,
+            attempts=settings.webhook_attempts,
+            timeout=settings.webhook_timeout_seconds,
+        )
 
     async def _run(self, job_id: str) -> None:
         async with self._slots:
@@ -215,9 +248,11 @@ class JobRunner:
                 expires_at=services.clock()
                 + timedelta(seconds=services.settings.job_retention_seconds),
             )
-            if await run_in_threadpool(self.store.complete, job.id, result_key=key):
-                await run_in_threadpool(
-                    services.ledger.commit, account_id=job.account_id, request_id=job.id
-                )
-            # Otherwise the job was cancelled while it ran: the cancel refunded it, and the
-            # result is left for the sweeper.
+            if not await run_in_threadpool(self.store.complete, job.id, result_key=key):
+                # The job was cancelled while it ran: the cancel refunded it (and notified),
+                # and the result is left for the sweeper.
+                return
+            await run_in_threadpool(
+                services.ledger.commit, account_id=job.account_id, request_id=job.id
+            )
+        self._notify(job)

@@ -75,3 +75,8 @@ def load_or_create_secret(path: Path) -> bytes:
     finally:
         os.unlink(temp)
     return path.read_bytes()
+
+
+def result_url(base: str, key: str, *, signer: UrlSigner, expires_at: datetime) -> str:
+    """The public URL of a stored result: ``base`` is the server's own address as clients see it."""
+    return f"{base.rstrip('/')}/v1/results/{key}?{signer.sign(key, expires_at)}"

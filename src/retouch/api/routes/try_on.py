@@ -18,9 +18,11 @@ from retouch.api.responses import error_responses
 from retouch.api.schemas import TryOnRequest
 from retouch.app_state import Services
 from retouch.errors import Conflict, NotFound
+from retouch.jobs.documents import job_document
 from retouch.jobs.runner import JobFailed, JobRunner
 from retouch.jobs.store import JobStatus, JobView
 from retouch.jobs.try_on import KIND, inspect_inputs
+from retouch.jobs.webhooks import validate_webhook_url
 
 router = APIRouter(tags=["Endpoints"])
 IMAGES = ("person_image", "garment_image")
@@ -39,13 +41,8 @@ class JobFinished(Conflict):
     default_message = "Job has already finished and cannot be canceled"
 
 
-def job_document(request: Request, services: Services, job: JobView) -> dict[str, Any]:
-    document: dict[str, Any] = {"job_id": job.id, "status": job.status.value}
-    if job.status == JobStatus.COMPLETED and job.result_key:
-        document["result_url"] = result_url(request, services, job.result_key)
-    if job.status == JobStatus.FAILED:
-        document["error"] = {"message": job.error_message, "error_code": job.error_code}
-    return document
+def _document(request: Request, services: Services, job: JobView) -> dict[str, Any]:
+    return job_document(job, result_url=lambda key: result_url(request, services, key))
 
 
 @router.post(
@@ -67,6 +64,8 @@ async def try_on(
     request: Request, caller: CallerDep, services: ServicesDep, runner: RunnerDep
 ) -> Response:
     params, sources = await parse_image_request(request, TryOnRequest, images=IMAGES)
+    if params.webhook_url is not None:
+        validate_webhook_url(params.webhook_url)
     settings = services.settings
     inputs = {name: await load_image(services, source) for name, source in sources.items()}
     inspected = await services.executor.run(inspect_inputs, settings, inputs)
@@ -113,7 +112,7 @@ async def try_on(
     await runner.submit(job_id)
     headers = {"X-Credits-Charged": str(hold.amount)}
     if not params.wait_for_result:
-        return JSONResponse(job_document(request, services, job), status_code=202, headers=headers)
+        return JSONResponse(_document(request, services, job), status_code=202, headers=headers)
 
     job = await runner.wait(job_id, seconds=settings.job_wait_seconds)
     if job.status == JobStatus.COMPLETED:
@@ -125,7 +124,7 @@ async def try_on(
     if job.status == JobStatus.FAILED:
         raise JobFailed(job)
     # Still running after the wait: hand over the job to poll, as with wait_for_result=false.
-    return JSONResponse(job_document(request, services, job), status_code=202, headers=headers)
+    return JSONResponse(_document(request, services, job), status_code=202, headers=headers)
 
 
 @router.get(
@@ -140,7 +139,7 @@ async def job_status(
     job = await run_in_threadpool(runner.store.get, job_id, account_id=caller.account_id)
     if job is None:
         raise NotFound("Job not found")
-    return job_document(request, services, job)
+    return _document(request, services, job)
 
 
 @router.post(
