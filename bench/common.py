@@ -1,6 +1,7 @@
 """Shared plumbing of the per-endpoint benchmarks (``upscale.py``, ``outpaint.py``,
 ``generate_background.py``): in-process timing with peak RSS, a ``retouch serve`` subprocess on
-loopback, a bounded HTTP load runner, and the tables they print.
+loopback, a bounded HTTP load runner, and the tables they print. ``remove_background.py`` uses its
+server-process, RSS-sampling and load-phase helpers with a load runner of its own.
 
 Conventions (the same as ``remove_background.py``): loopback only; every phase bounded by a count
 and by a deadline (``--max-seconds``), with a watchdog that aborts a run which overstays it;
@@ -40,6 +41,8 @@ from PIL import Image
 
 # Before the benchmark scripts import retouch (first-party, so after this module), whose ncnn
 # loads OpenMP: spinning idle threads would steal the core the measured thread runs on.
+# Servers get the caller's environment (``clean_env``), so they do not inherit this default.
+_OMP_DEFAULTED = "OMP_WAIT_POLICY" not in os.environ
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 T = TypeVar("T")
@@ -296,8 +299,13 @@ def free_port() -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any ``RETOUCH_*`` setting of the caller's, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETOUCH_")}
+    """The caller's environment without any ``RETOUCH_*`` setting (nor the ``OMP_WAIT_POLICY``
+    this module defaulted), plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RETOUCH_") and not (k == "OMP_WAIT_POLICY" and _OMP_DEFAULTED)
+    }
     env.update(extra)
     return env
 
@@ -335,17 +343,7 @@ def retouch_server(
     data_dir = workdir / "retouch-data"
     data_dir.mkdir()
     env = clean_env(RETOUCH_DATA_DIR=str(data_dir), OMP_WAIT_POLICY="PASSIVE", **settings)
-    created = subprocess.run(
-        [*command, "accounts", "create", "bench", "--credits", "1000000", "--rate-limit", "100000"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    key = re.search(r"sk_[A-Za-z0-9_-]{43}", created.stdout)
-    if created.returncode != 0 or key is None:
-        raise RuntimeError(f"retouch accounts create failed:\n{created.stdout}{created.stderr}")
+    key = create_account(command, env)
     port = free_port()
     log = workdir / "retouch.log"
     with log.open("wb") as sink:
@@ -358,11 +356,27 @@ def retouch_server(
             start_new_session=True,
         )
     try:
-        server = Server(f"http://127.0.0.1:{port}", key.group(), process, log)
+        server = Server(f"http://127.0.0.1:{port}", key, process, log)
         _wait_ready(server)
         yield server
     finally:
         stop_process_group(process)
+
+
+def create_account(command: Sequence[str], env: dict[str, str]) -> str:
+    """The API key of a new account with ample credits and rate limit, in ``env``'s data dir."""
+    created = subprocess.run(
+        [*command, "accounts", "create", "bench", "--credits", "1000000", "--rate-limit", "100000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    key = re.search(r"sk_[A-Za-z0-9_-]{43}", created.stdout)
+    if created.returncode != 0 or key is None:
+        raise RuntimeError(f"retouch accounts create failed:\n{created.stdout}{created.stderr}")
+    return key.group()
 
 
 def _wait_ready(server: Server) -> None:
@@ -475,10 +489,9 @@ def expect_image(media_type: str, size: tuple[int, int]) -> Callable[[httpx.Resp
 
 
 @dataclass
-class Run:
+class LoadRun:
     """The outcome of one load phase."""
 
-    case: HttpCase
     clients: int
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
     errors: list[str] = field(default_factory=list)
@@ -501,6 +514,13 @@ class Run:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+
+@dataclass(kw_only=True)
+class Run(LoadRun):
+    """The outcome of one load phase of one case."""
+
+    case: HttpCase
 
 
 def call(client: httpx.Client, server: Server, case: HttpCase) -> None:
@@ -737,10 +757,13 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     args.retouch_env = parse_env(args.retouch_env)
 
 
-def load_average() -> str:
-    """Other work on the machine skews wall-clock numbers; say how much there was."""
+def load_average(*, busy_note: bool = False) -> str:
+    """Other work on the machine skews wall-clock numbers; say how much there was (with
+    ``busy_note``, also say so when the 1-minute average is over 0.5)."""
     one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+    busy = busy_note and one > 0.5
+    note = "  (busy machine: wall-clock numbers are unreliable; CPU s/img is not)" if busy else ""
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min){note}"
 
 
 def print_header(title: str, args: argparse.Namespace) -> None:

@@ -44,10 +44,8 @@ import importlib.util
 import io
 import os
 import platform
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,13 +59,24 @@ from types import FrameType
 import httpx
 import numpy as np
 import psutil
+from common import (
+    STARTUP_TIMEOUT_S,
+    LoadRun,
+    RssSampler,
+    clean_env,
+    create_account,
+    free_port,
+    load_average,
+    multipart,
+    parse_env,
+    retouch_command,
+    stop_process_group,
+)
 from PIL import Image
 from product_shots import ProductShot, product_shots
 
 RETOUCH, REMBG = "Retouch", "rembg"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SAMPLE_INTERVAL_S = 0.1
-STARTUP_TIMEOUT_S = 180.0
 VENV_HELP = 'python3 -m venv /tmp/rembg-venv && /tmp/rembg-venv/bin/pip install "rembg[cpu,cli]"'
 
 # Targets at 8 clients, as Retouch / rembg: (metric, comparison, bound).
@@ -95,18 +104,6 @@ class Endpoint:
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def multipart(files: dict[str, tuple[str, bytes, str]], data: dict[str, str]) -> tuple[bytes, str]:
-    """A multipart body encoded once by httpx, with its Content-Type (boundary included)."""
-    request = httpx.Request("POST", "http://bench.invalid/", files=files, data=data)
-    return request.read(), request.headers["content-type"]
 
 
 @contextlib.contextmanager
@@ -144,37 +141,6 @@ def wait_ready(name: str, process: subprocess.Popen[bytes], url: str, log: Path)
             time.sleep(0.2)
 
 
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the group, SIGKILL it if it has not exited within 15 s."""
-    if process.poll() is not None:
-        return
-    for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any ``RETOUCH_*`` setting of the caller's, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETOUCH_")}
-    env.update(extra)
-    return env
-
-
-def retouch_command(explicit: str | None) -> list[str]:
-    if explicit:
-        return [explicit]
-    sibling = Path(sys.executable).parent / "retouch"
-    if sibling.is_file():
-        return [str(sibling)]
-    found = shutil.which("retouch")
-    return [found] if found else [sys.executable, "-m", "retouch"]
-
-
 @contextlib.contextmanager
 def start_retouch(
     shots: Sequence[ProductShot], workdir: Path, *, command: list[str], settings: dict[str, str]
@@ -182,17 +148,7 @@ def start_retouch(
     data_dir = workdir / "retouch-data"
     data_dir.mkdir()
     env = clean_env(RETOUCH_DATA_DIR=str(data_dir), **settings)
-    created = subprocess.run(
-        [*command, "accounts", "create", "bench", "--credits", "1000000", "--rate-limit", "100000"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    key = re.search(r"sk_[A-Za-z0-9_-]{43}", created.stdout)
-    if created.returncode != 0 or key is None:
-        raise RuntimeError(f"retouch accounts create failed:\n{created.stdout}{created.stderr}")
+    key = create_account(command, env)
     port = free_port()
     log = workdir / "retouch.log"
     serve = [*command, "serve", "--port", str(port)]
@@ -202,7 +158,7 @@ def start_retouch(
             name=RETOUCH,
             url=f"{url}/v1/remove-background",
             pid=proc.pid,
-            headers={"X-API-KEY": key.group(), "Accept": "image/*"},
+            headers={"X-API-KEY": key, "Accept": "image/*"},
             bodies=[
                 multipart({"image": (s.name + ".jpg", s.jpeg, "image/jpeg")}, {}) for s in shots
             ],
@@ -271,88 +227,6 @@ def start_rembg(shots: Sequence[ProductShot], workdir: Path, *, python: Path) ->
 # --- measurement ---------------------------------------------------------------------------
 
 
-class RssSampler:
-    """Samples the RSS of a process plus all its descendants every 100 ms, in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self._root = psutil.Process(pid)
-        self._lock = threading.Lock()
-        self._peak = 0
-        self._last = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-
-    def tree_rss(self) -> int:
-        total = 0
-        with contextlib.suppress(psutil.NoSuchProcess):
-            for proc in [self._root, *self._root.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                    total += proc.memory_info().rss
-        return total
-
-    def tree_cpu(self) -> float:
-        """User plus system CPU seconds used so far by the process and its descendants."""
-        total = 0.0
-        with contextlib.suppress(psutil.NoSuchProcess):
-            for proc in [self._root, *self._root.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                    times = proc.cpu_times()
-                    total += times.user + times.system
-        return total
-
-    def _loop(self) -> None:
-        while not self._stop.wait(SAMPLE_INTERVAL_S):
-            rss = self.tree_rss()
-            with self._lock:
-                self._last, self._peak = rss, max(self._peak, rss)
-
-    def __enter__(self) -> RssSampler:
-        self._last = self._peak = self.tree_rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def reset_peak(self) -> None:
-        with self._lock:
-            self._peak = self._last = self.tree_rss()
-
-    @property
-    def peak(self) -> int:
-        with self._lock:
-            return max(self._peak, self._last)
-
-
-@dataclass
-class Run:
-    """The outcome of one load phase."""
-
-    clients: int
-    latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
-    errors: list[str] = field(default_factory=list)
-    wall: float = 0.0
-    peak_rss: int = 0
-    cpu_seconds: float = 0.0  # the server's, over the whole phase
-    stopped_by_time: bool = False
-
-    @property
-    def ok(self) -> int:
-        return len(self.latencies)
-
-    @property
-    def throughput(self) -> float:
-        return self.ok / self.wall if self.wall > 0 else 0.0
-
-    @property
-    def cpu_per_image(self) -> float:
-        return self.cpu_seconds / self.ok if self.ok else float("nan")
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
-
-
 def call(client: httpx.Client, endpoint: Endpoint, image: int) -> bytes:
     """One request; the PNG bytes, or an exception describing what went wrong."""
     body, content_type = endpoint.bodies[image]
@@ -375,10 +249,10 @@ def load(
     max_seconds: float,
     timeout: float,
     sampler: RssSampler,
-) -> Run:
+) -> LoadRun:
     """``requests`` calls from ``clients`` threads (each with its own keep-alive connection),
     cycling through the images; no new call starts after ``max_seconds``."""
-    run = Run(clients=clients)
+    run = LoadRun(clients=clients)
     lock = threading.Lock()
     next_index = 0
     stop = threading.Event()
@@ -443,10 +317,10 @@ class Report:
     name: str
     description: str
     ious: list[float] = field(default_factory=list)
-    runs: dict[int, Run] = field(default_factory=dict)
+    runs: dict[int, LoadRun] = field(default_factory=dict)
     rss_after_warmup: int | None = None
     rss_after_growth: int | None = None
-    growth: Run | None = None
+    growth: LoadRun | None = None
     failure: str | None = None
 
 
@@ -467,7 +341,7 @@ def bench(
     levels: list[int] = args.concurrency
     top = max(levels)
 
-    def phase(requests: int, clients: int) -> Run:
+    def phase(requests: int, clients: int) -> LoadRun:
         run = load(
             endpoint,
             requests=requests,
@@ -540,14 +414,6 @@ def print_report(report: Report) -> None:
         )
 
 
-def load_average(*, before: bool = True) -> str:
-    """Other work on the machine skews every number here; say how much there was."""
-    one, five, _ = os.getloadavg()
-    busy = before and one > 0.5
-    note = "  (busy machine: wall-clock numbers are unreliable; CPU s/img is not)" if busy else ""
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min){note}"
-
-
 def verdict(ratio: float, metric: str) -> str:
     op, bound = TARGETS[metric]
     ok = ratio >= bound if op == ">=" else ratio <= bound
@@ -579,16 +445,6 @@ def print_ratios(ours: Report, theirs: Report) -> None:
 
 
 # --- main ----------------------------------------------------------------------------------
-
-
-def parse_env(pairs: Sequence[str]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--retouch-env wants NAME=VALUE, got {pair!r}")
-        env[key] = value
-    return env
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -696,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs ({psutil.cpu_count(logical=False)} physical)\n"
         f"{len(shots)} images 1024x768 JPEG (mean {mean_kib:.0f} KiB); "
         f"{args.requests} requests per level at {args.concurrency} clients; "
-        f"warm-up {args.warmup}; both answer PNG\n{load_average()}\n"
+        f"warm-up {args.warmup}; both answer PNG\n{load_average(busy_note=True)}\n"
     )
     reports: list[Report] = []
     try:
@@ -735,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_report(report)
     if len(reports) == 2:
         print_ratios(*reports)
-    print(f"\n{load_average(before=False)} (after)")
+    print(f"\n{load_average()} (after)")
     return 1 if any(r.failure for r in reports) else 0
 
 
