@@ -21,6 +21,7 @@ from retouch.api.openapi import install_openapi
 from retouch.api.routes import (
     credits,
     generate_background,
+    health,
     outpaint,
     remove_background,
     results,
@@ -69,6 +70,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     install_openapi(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     app.include_router(credits.router)
+    app.include_router(health.router)
     app.include_router(remove_background.router)
     app.include_router(generate_background.router)
     app.include_router(outpaint.router)

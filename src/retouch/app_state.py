@@ -24,6 +24,7 @@ from retouch.engines.tryon import TryOnEngine, create_try_on_engine
 from retouch.engines.upscaler import create_upscaler
 from retouch.executor import BoundedExecutor
 from retouch.jobs.webhooks import master_key
+from retouch.metrics import Metrics
 from retouch.ratelimit import RateLimiter
 from retouch.storage.base import ResultStore
 from retouch.storage.local import LocalResultStore
@@ -101,6 +102,7 @@ class Services:
     signer: UrlSigner
     engines: Engines
     webhook_master: bytes
+    metrics: Metrics
     # What "now" is for result expiry; tests move it forward instead of sleeping an hour.
     clock: Callable[[], datetime] = utc_now
 
@@ -139,7 +141,11 @@ class Services:
             signer=UrlSigner(secret),
             engines=engines or Engines.load(settings),
             webhook_master=master_key(settings),
+            metrics=Metrics(),
         )
+
+    def __post_init__(self) -> None:
+        self.metrics.track_queue(lambda: self.executor.pending)
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -90,6 +90,14 @@ class RequestContextMiddleware:
     @staticmethod
     def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
         state = scope.get("state", {})
+        elapsed = time.perf_counter() - started
+        services = getattr(scope["app"].state, "services", None)
+        if services is not None:
+            # The route's template, not the raw path: unbounded label values (ids, typos)
+            # would make a series per request.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            services.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            services.metrics.latency.labels(route, scope["method"]).observe(elapsed)
         logger.info(
             "%s %s %s",
             scope["method"],
@@ -101,6 +109,6 @@ class RequestContextMiddleware:
                 "method": scope["method"],
                 "path": scope["path"],
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "duration_ms": round(elapsed * 1000, 1),
             },
         )

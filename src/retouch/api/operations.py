@@ -69,9 +69,15 @@ async def run_image_operation(
         store_result=not image,
     )
 
+    def timed(inputs: dict[str, bytes]) -> Output:
+        with services.metrics.operation.labels(endpoint).time():
+            return process(inputs)
+
     async def work() -> Output:
         inputs = {name: await load_image(services, source) for name, source in sources.items()}
-        return await services.executor.run(process, inputs)
+        return await services.executor.run(timed, inputs)
 
     delivery = await run_paid(services, paid, work)
+    if not delivery.replayed:
+        services.metrics.credits.labels(endpoint).inc(delivery.credits_charged)
     return render(request, services, delivery, image=image)

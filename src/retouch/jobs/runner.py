@@ -255,4 +255,5 @@ class JobRunner:
             await run_in_threadpool(
                 services.ledger.commit, account_id=job.account_id, request_id=job.id
             )
+        services.metrics.credits.labels(job.kind).inc(job.price)
         self._notify(job)

@@ -1,0 +1,58 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics (no API key needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from retouch.api.deps import ServicesDep
+from retouch.app_state import Services
+
+router = APIRouter(tags=["Operations"])
+
+
+@router.get("/healthz", summary="Liveness", description="200 while the process serves requests.")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _database_ok(services: Services) -> bool:
+    try:
+        with services.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    description="200 when the database, Redis (if configured) and the models are usable; "
+    "503 with the failing checks otherwise.",
+    responses={503: {"description": "Not ready; `checks` says what failed."}},
+)
+async def readyz(services: ServicesDep) -> Response:
+    checks: dict[str, Any] = {"database": await run_in_threadpool(_database_ok, services)}
+    if services.settings.redis_url:
+        try:
+            checks["redis"] = await services.limiter.ping()
+        except Exception:
+            checks["redis"] = False
+    # Engines are loaded before the app accepts requests; being here means they are in memory.
+    checks["models"] = services.engines is not None
+    ready = all(checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(services: ServicesDep) -> Response:
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

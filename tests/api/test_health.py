@@ -1,0 +1,81 @@
+"""/healthz, /readyz and /metrics as an operator's probes and scraper meet them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from retouch.app import create_app
+from retouch.app_state import Engines, Services
+from retouch.config import Settings
+from retouch.db import migrate
+from tests.utils.factories import make_account
+from tests.utils.images import composite, encode
+from tests.utils.server import LiveServer
+
+
+def test_liveness_and_readiness(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"database": True, "models": True}}
+
+
+@pytest.mark.parametrize("broken", ["database", "redis"])
+def test_readiness_reports_what_is_down(
+    tmp_path: Path, engines: Engines, redis_url: str, broken: str
+) -> None:
+    database = f"sqlite:///{tmp_path / 'retouch.db'}"
+    migrate.upgrade(database)
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=(
+            "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2"
+            if broken == "database"
+            else database
+        ),
+        redis_url="redis://127.0.0.1:1/0" if broken == "redis" else redis_url,
+    )
+    services = Services.create(settings, engines=engines)
+    try:
+        with LiveServer.start(create_app(settings, services)) as live:
+            response = httpx.get(f"{live.url}/readyz", timeout=30)
+    finally:
+        services.close()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"][broken] is False
+    other = "redis" if broken == "database" else "database"
+    assert body["checks"][other] is True
+
+
+def test_metrics_count_requests_credits_and_work(client: httpx.Client, services: Services) -> None:
+    account = make_account(services, credits=10)
+    client.post(
+        "/v1/remove-background",
+        headers=account.headers,
+        files={"image": ("a.png", encode(composite("flat")[0]))},
+        data={"shadow": "true"},
+    )
+    client.get("/v1/credits", headers={"X-API-KEY": "wrong"})
+    client.get(f"/v1/try-on/job/{'x' * 30}", headers=account.headers)
+    client.get("/no/such/path")
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert (
+        'retouch_http_requests_total{method="POST",route="/v1/remove-background",status="200"} 1.0'
+        in text
+    )
+    assert 'retouch_http_requests_total{method="GET",route="/v1/credits",status="401"} 1.0' in text
+    # Path parameters are not label values; unknown paths share one series.
+    assert 'route="/v1/try-on/job/{job_id}",status="404"' in text
+    assert 'route="unmatched",status="404"' in text
+    assert 'retouch_credits_charged_total{endpoint="remove-background"} 4.0' in text
+    assert 'retouch_operation_seconds_count{endpoint="remove-background"} 1.0' in text
+    assert "retouch_work_queue_depth 0.0" in text
