@@ -95,12 +95,6 @@ class NotFound(RetouchError):
     default_message = "Not found"
 
 
-class MethodNotAllowed(RetouchError):
-    status = 405
-    error_code = "method_not_allowed"
-    default_message = "Method not allowed"
-
-
 class Conflict(RetouchError):
     status = 409
     error_code = "conflict"

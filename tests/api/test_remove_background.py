@@ -29,9 +29,10 @@ ENDPOINT = "/v1/remove-background"
 
 
 @contextmanager
-def app_with(settings: Settings, segmenter: Segmenter) -> Iterator[tuple[httpx.Client, Services]]:
-    engines = dataclasses.replace(Engines.load(settings), segmenter=segmenter)
-    services = Services.create(settings, engines=engines)
+def app_with(
+    settings: Settings, engines: Engines, segmenter: Segmenter
+) -> Iterator[tuple[httpx.Client, Services]]:
+    services = Services.create(settings, engines=dataclasses.replace(engines, segmenter=segmenter))
     try:
         with (
             LiveServer.start(create_app(settings, services)) as live,
@@ -155,8 +156,10 @@ BOX_W, BOX_H = BOX[2] - BOX[0], BOX[3] - BOX[1]
 
 
 @pytest.fixture
-def exact(settings: Settings) -> Iterator[tuple[httpx.Client, Services, TestAccount]]:
-    with app_with(settings, MaskSegmenter(MASK)) as (http, services):
+def exact(
+    settings: Settings, engines: Engines
+) -> Iterator[tuple[httpx.Client, Services, TestAccount]]:
+    with app_with(settings, engines, MaskSegmenter(MASK)) as (http, services):
         yield http, services, make_account(services, credits=100)
 
 
@@ -306,10 +309,10 @@ def test_idempotent_retry_replays_once_charged(
     assert balance(services, account) == 99
 
 
-def test_retry_while_the_first_is_running_gets_409(settings: Settings) -> None:
+def test_retry_while_the_first_is_running_gets_409(settings: Settings, engines: Engines) -> None:
     release = threading.Event()
     segmenter = MaskSegmenter(MASK, hold=release)
-    with app_with(settings, segmenter) as (http, services):
+    with app_with(settings, engines, segmenter) as (http, services):
         account = make_account(services, credits=5)
         headers = {**account.headers, "Idempotency-Key": "slow-one"}
         body = upload(composite("flat")[0])
@@ -324,11 +327,13 @@ def test_retry_while_the_first_is_running_gets_409(settings: Settings) -> None:
         assert balance(services, account) == 4
 
 
-def test_a_full_work_queue_answers_429_and_charges_nothing(settings: Settings) -> None:
+def test_a_full_work_queue_answers_429_and_charges_nothing(
+    settings: Settings, engines: Engines
+) -> None:
     release = threading.Event()
     segmenter = MaskSegmenter(MASK, hold=release)
     busy = settings.model_copy(update={"max_pending_tasks": 1})
-    with app_with(busy, segmenter) as (http, services):
+    with app_with(busy, engines, segmenter) as (http, services):
         account = make_account(services, credits=5)
         body = upload(composite("flat")[0])
         with ThreadPoolExecutor(1) as pool:

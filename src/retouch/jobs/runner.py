@@ -30,17 +30,6 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[Services, JobView, dict[str, bytes]], Output]
 
-# The failure codes Pixelcut documents for jobs.
-JOB_ERROR_CODES = {
-    "invalid_parameter",
-    "content_filter_error",
-    "request_timeout",
-    "job_expired",
-    "job_cancelled",
-    "unexpected_error",
-    "service_unavailable",
-}
-
 
 class JobFailed(RetouchError):
     """A failed job reported over HTTP (try-on with ``wait_for_result``)."""
