@@ -3,7 +3,6 @@ charge through the pipeline, render. A route adds only its parsing and its ``pro
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 from fastapi import Request, Response
@@ -14,30 +13,7 @@ from retouch.api.inputs import ImageSource, load_image
 from retouch.api.outputs import render, wants_image
 from retouch.app_state import Services
 from retouch.billing.idempotency import fingerprint
-from retouch.config import Settings
-from retouch.ops.codec import DecodedImage, ImageLimits, decode_image
 from retouch.pipeline import Output, PaidRequest, run_paid
-
-
-def decode_input(
-    settings: Settings, data: bytes, *, min_side: int | None = None, max_side: int | None = None
-) -> DecodedImage:
-    """Decode an input image under the configured limits, tightened for endpoints that need it."""
-    return decode_image(
-        data,
-        ImageLimits(
-            max_bytes=settings.image_max_bytes,
-            min_side=max(settings.image_min_side, min_side or 0),
-            max_side=min(settings.image_max_side, max_side or settings.image_max_side),
-        ),
-    )
-
-
-def request_seed(image: bytes, params: BaseModel) -> int:
-    """A seed from the request itself, so the same request always gives the same image."""
-    digest = hashlib.sha256(image)
-    digest.update(params.model_dump_json(exclude={"image_url", "seed"}).encode())
-    return int.from_bytes(digest.digest()[:4]) & 0x7FFFFFFF
 
 
 async def run_image_operation(

@@ -8,20 +8,13 @@ from dataclasses import dataclass
 from retouch.app_state import Services
 from retouch.config import Settings
 from retouch.jobs.store import JobView
-from retouch.ops.codec import ImageLimits, decode_image, encode_jpeg, encode_png
+from retouch.ops.codec import encode_jpeg, encode_png
 from retouch.ops.try_on import needs_extraction, try_on
 from retouch.pipeline import Output
+from retouch.processing import decode_input
 
 KIND = "try-on"
 _MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-
-
-def _limits(settings: Settings) -> ImageLimits:
-    return ImageLimits(
-        max_bytes=settings.image_max_bytes,
-        min_side=settings.image_min_side,
-        max_side=settings.image_max_side,
-    )
 
 
 @dataclass(frozen=True)
@@ -33,7 +26,7 @@ class InspectedInputs:
 def inspect_inputs(settings: Settings, inputs: dict[str, bytes]) -> InspectedInputs:
     """Decode both images at submission, so a bad image is a 400 now rather than a failed job,
     and tell whether the garment must be extracted (which is priced)."""
-    decoded = {name: decode_image(data, _limits(settings)) for name, data in inputs.items()}
+    decoded = {name: decode_input(settings, data) for name, data in inputs.items()}
     return InspectedInputs(
         media_types={name: _MEDIA_TYPES[image.format] for name, image in decoded.items()},
         garment_needs_extraction=needs_extraction(decoded["garment_image"].pixels),
@@ -42,9 +35,8 @@ def inspect_inputs(settings: Settings, inputs: dict[str, bytes]) -> InspectedInp
 
 def run_try_on(services: Services, job: JobView, inputs: dict[str, bytes]) -> Output:
     options = job.params["options"]
-    limits = _limits(services.settings)
-    person = decode_image(inputs["person_image"], limits).pixels
-    garment = decode_image(inputs["garment_image"], limits).pixels
+    person = decode_input(services.settings, inputs["person_image"]).pixels
+    garment = decode_input(services.settings, inputs["garment_image"]).pixels
     seed = int.from_bytes(hashlib.sha256(job.id.encode()).digest()[:4]) & 0x7FFFFFFF
     result = try_on(
         person,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from retouch import processing
 from retouch.api.deps import CallerDep, IdempotencyKeyDep, ServicesDep
 from retouch.api.inputs import parse_image_request
 from retouch.api.openapi import request_body
-from retouch.api.operations import decode_input, request_seed, run_image_operation
+from retouch.api.operations import run_image_operation
 from retouch.api.responses import error_responses, image_responses
 from retouch.api.schemas import GenerateBackgroundRequest
-from retouch.ops.codec import encode_jpeg
-from retouch.ops.generate_background import Placement, SceneRequest, generate_background
 from retouch.pipeline import Output
 
 router = APIRouter(tags=["Endpoints"])
@@ -35,24 +34,11 @@ async def generate_background_route(
     request: Request, caller: CallerDep, services: ServicesDep, idempotency_key: IdempotencyKeyDep
 ) -> Response:
     params, sources = await parse_image_request(request, GenerateBackgroundRequest)
-    settings = services.settings
-    transform = params.image_transform
 
     def process(inputs: dict[str, bytes]) -> Output:
-        seed = params.seed if params.seed is not None else request_seed(inputs["image"], params)
-        rgb = generate_background(
-            decode_input(settings, inputs["image"]).pixels,
-            segmenter=services.engines.segmenter,
-            generator=services.engines.backgrounds,
-            placement=Placement(transform.scale, transform.x_center, transform.y_center),
-            scene=SceneRequest(
-                scene=params.scene,
-                prompt=params.prompt,
-                negative_prompt=params.negative_prompt,
-                seed=seed,
-            ),
+        return processing.generate_background(
+            params, inputs["image"], services.engines, services.settings
         )
-        return Output(encode_jpeg(rgb, quality=92), "image/jpeg")
 
     return await run_image_operation(
         request,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from retouch import processing
 from retouch.api.deps import CallerDep, IdempotencyKeyDep, ServicesDep
 from retouch.api.inputs import parse_image_request
 from retouch.api.openapi import request_body
-from retouch.api.operations import decode_input, request_seed, run_image_operation
+from retouch.api.operations import run_image_operation
 from retouch.api.responses import error_responses, image_responses
 from retouch.api.schemas import OutpaintRequest
-from retouch.ops.codec import encode_jpeg, encode_png
-from retouch.ops.outpaint import MIN_SIDE, outpaint
 from retouch.pipeline import Output
 
 router = APIRouter(tags=["Endpoints"])
@@ -35,22 +34,9 @@ async def outpaint_route(
     request: Request, caller: CallerDep, services: ServicesDep, idempotency_key: IdempotencyKeyDep
 ) -> Response:
     params, sources = await parse_image_request(request, OutpaintRequest)
-    settings = services.settings
 
     def process(inputs: dict[str, bytes]) -> Output:
-        rgb = outpaint(
-            decode_input(settings, inputs["image"], min_side=MIN_SIDE).pixels,
-            left=params.left,
-            top=params.top,
-            right=params.right,
-            bottom=params.bottom,
-            filler=services.engines.filler,
-            creativity=params.creativity,
-            seed=request_seed(inputs["image"], params),
-        )
-        if params.output_format == "png":
-            return Output(encode_png(rgb), "image/png")
-        return Output(encode_jpeg(rgb, quality=92), "image/jpeg")
+        return processing.outpaint(params, inputs["image"], services.engines, services.settings)
 
     return await run_image_operation(
         request,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from retouch import processing
 from retouch.api.deps import CallerDep, IdempotencyKeyDep, ServicesDep
 from retouch.api.inputs import parse_image_request
 from retouch.api.openapi import request_body
-from retouch.api.operations import decode_input, run_image_operation
+from retouch.api.operations import run_image_operation
 from retouch.api.responses import error_responses, image_responses
 from retouch.api.schemas import RemoveBackgroundRequest
-from retouch.ops.codec import encode_png
-from retouch.ops.remove_background import remove_background as cut_out
 from retouch.pipeline import Output
 
 router = APIRouter(tags=["Endpoints"])
@@ -34,17 +33,11 @@ async def remove_background(
     request: Request, caller: CallerDep, services: ServicesDep, idempotency_key: IdempotencyKeyDep
 ) -> Response:
     params, sources = await parse_image_request(request, RemoveBackgroundRequest)
-    settings = services.settings
 
     def process(inputs: dict[str, bytes]) -> Output:
-        rgba = cut_out(
-            decode_input(settings, inputs["image"]).pixels,
-            segmenter=services.engines.segmenter,
-            crop=params.crop_spec(),
-            shadow=params.shadow_spec(),
-            max_side=settings.image_max_side,
+        return processing.remove_background(
+            params, inputs["image"], services.engines, services.settings
         )
-        return Output(encode_png(rgba), "image/png")
 
     return await run_image_operation(
         request,

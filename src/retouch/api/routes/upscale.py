@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from retouch import processing
 from retouch.api.deps import CallerDep, IdempotencyKeyDep, ServicesDep
 from retouch.api.inputs import parse_image_request
 from retouch.api.openapi import request_body
-from retouch.api.operations import decode_input, run_image_operation
+from retouch.api.operations import run_image_operation
 from retouch.api.responses import error_responses, image_responses
 from retouch.api.schemas import UpscaleRequest
-from retouch.errors import ResolutionTooHigh
-from retouch.ops.codec import encode_jpeg, encode_png
-from retouch.ops.upscale import max_input_side, upscale_image
 from retouch.pipeline import Output
 
 router = APIRouter(tags=["Endpoints"])
@@ -36,21 +34,9 @@ async def upscale_route(
     request: Request, caller: CallerDep, services: ServicesDep, idempotency_key: IdempotencyKeyDep
 ) -> Response:
     params, sources = await parse_image_request(request, UpscaleRequest)
-    settings = services.settings
-    largest = max_input_side(params.scale, settings.image_max_side)
 
     def process(inputs: dict[str, bytes]) -> Output:
-        try:
-            decoded = decode_input(settings, inputs["image"], max_side=largest)
-        except ResolutionTooHigh as exc:
-            raise ResolutionTooHigh(
-                f"{exc.message}: upscaling {params.scale}x allows inputs up to {largest} px on a "
-                f"side, so the result stays within {settings.image_max_side} px"
-            ) from None
-        out = upscale_image(decoded.pixels, upscaler=services.engines.upscaler, scale=params.scale)
-        if decoded.has_alpha:
-            return Output(encode_png(out), "image/png")
-        return Output(encode_jpeg(out, quality=92), "image/jpeg")
+        return processing.upscale(params, inputs["image"], services.engines, services.settings)
 
     return await run_image_operation(
         request,
