@@ -8,11 +8,13 @@ import os
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -120,6 +122,149 @@ def worker() -> None:
     from retouch.maintenance import run_worker
 
     asyncio.run(run_worker(settings))
+
+
+# Batch commands: each maps its options onto the API's fields and hands them to retouch.batch,
+# which validates them with the API's request models.
+BatchPaths = Annotated[
+    list[str],
+    typer.Argument(
+        help="Image files, directories (searched for .jpg, .jpeg, .png, .webp) or glob patterns.",
+        show_default=False,
+    ),
+]
+BatchOutput = Annotated[
+    Path,
+    typer.Option("--output", "-o", help="Folder for the results, named <stem>.<ext>."),
+]
+BatchJobs = Annotated[
+    int | None,
+    typer.Option(min=1, help="Images at once (default: one per core).", show_default=False),
+]
+BatchOverwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Redo inputs whose output already exists.")
+]
+BatchServer = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RETOUCH_SERVER",
+        help="Send the images to this Retouch (or Pixelcut) server instead of working here.",
+    ),
+]
+BatchApiKey = Annotated[
+    str | None, typer.Option(envvar="RETOUCH_API_KEY", help="API key for --server.")
+]
+
+
+def _batch(
+    endpoint: str,
+    fields: dict[str, object],
+    paths: list[str],
+    output: Path,
+    jobs: int | None,
+    overwrite: bool,
+    server: str | None,
+    api_key: str | None,
+) -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when ncnn loads
+    # Imported here, after the line above, because it loads the models' runtimes.
+    from retouch.batch import BatchOptions, UsageError, run_batch
+
+    options = BatchOptions(paths, output, jobs, overwrite, server, api_key)
+    try:
+        code = run_batch(endpoint, fields, options, out=console, err=errors)
+    except UsageError as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(code)
+
+
+@app.command("remove-background")
+def remove_background(
+    paths: BatchPaths,
+    output: BatchOutput,
+    crop: Annotated[bool, typer.Option("--crop", help="Crop to the subject.")] = False,
+    margin: Annotated[str | None, typer.Option(help='With --crop: "N%" or "Npx".')] = None,
+    shadow: Annotated[bool, typer.Option("--shadow", help="Cast a soft floor shadow.")] = False,
+    jobs: BatchJobs = None,
+    overwrite: BatchOverwrite = False,
+    server: BatchServer = None,
+    api_key: BatchApiKey = None,
+) -> None:
+    """Cut out the subject of every image (PNG)."""
+    fields = {"crop": crop, "margin": margin, "shadow": shadow or None}
+    _batch("remove-background", fields, paths, output, jobs, overwrite, server, api_key)
+
+
+@app.command()
+def upscale(
+    paths: BatchPaths,
+    output: BatchOutput,
+    scale: Annotated[int, typer.Option(help="2 or 4.")] = 2,
+    jobs: BatchJobs = None,
+    overwrite: BatchOverwrite = False,
+    server: BatchServer = None,
+    api_key: BatchApiKey = None,
+) -> None:
+    """Enlarge every image 2x or 4x (JPEG, or PNG for inputs with transparency)."""
+    _batch("upscale", {"scale": scale}, paths, output, jobs, overwrite, server, api_key)
+
+
+@app.command()
+def outpaint(
+    paths: BatchPaths,
+    output: BatchOutput,
+    left: Annotated[int, typer.Option(help="Pixels to add on the left.")] = 0,
+    top: Annotated[int, typer.Option(help="Pixels to add at the top.")] = 0,
+    right: Annotated[int, typer.Option(help="Pixels to add on the right.")] = 0,
+    bottom: Annotated[int, typer.Option(help="Pixels to add at the bottom.")] = 0,
+    creativity: Annotated[float, typer.Option(help="0 (coherent) to 1 (varied).")] = 0,
+    output_format: Annotated[str, typer.Option("--format", help="jpeg or png.")] = "jpeg",
+    jobs: BatchJobs = None,
+    overwrite: BatchOverwrite = False,
+    server: BatchServer = None,
+    api_key: BatchApiKey = None,
+) -> None:
+    """Extend the canvas of every image, continuing its content."""
+    fields = {
+        "left": left,
+        "top": top,
+        "right": right,
+        "bottom": bottom,
+        "creativity": creativity,
+        "output_format": output_format,
+    }
+    _batch("outpaint", fields, paths, output, jobs, overwrite, server, api_key)
+
+
+@app.command("generate-background")
+def generate_background(
+    paths: BatchPaths,
+    output: BatchOutput,
+    scene: Annotated[
+        str | None, typer.Option(help="marble, wood, industrial, linen, brick or counter.")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="The scene wanted.")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="Things to avoid.")] = None,
+    scale: Annotated[
+        float | None, typer.Option(help="Subject size; 1 = fits the canvas.", show_default=False)
+    ] = None,
+    x_center: Annotated[float | None, typer.Option(help="Subject centre, 0 = left.")] = None,
+    y_center: Annotated[float | None, typer.Option(help="Subject centre, 0 = top.")] = None,
+    jobs: BatchJobs = None,
+    overwrite: BatchOverwrite = False,
+    server: BatchServer = None,
+    api_key: BatchApiKey = None,
+) -> None:
+    """Place the subject of every image on a new 1024x1024 scene (JPEG)."""
+    placement = {"scale": scale, "x_center": x_center, "y_center": y_center}
+    fields = {
+        "scene": scene,
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "image_transform": {k: v for k, v in placement.items() if v is not None} or None,
+    }
+    _batch("generate-background", fields, paths, output, jobs, overwrite, server, api_key)
 
 
 @accounts_app.command("create")
