@@ -23,6 +23,7 @@ from retouch.api.routes import (
     generate_background,
     health,
     outpaint,
+    playground,
     remove_background,
     results,
     try_on,
@@ -76,6 +77,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(outpaint.router)
     app.include_router(upscale.router)
     app.include_router(try_on.router)
+    app.include_router(playground.router)
     app.include_router(results.router)
     return app
 
