@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import time
 from pathlib import Path
 
 import httpx
@@ -73,3 +75,24 @@ def test_account_key_and_credit_administration(tmp_path: Path) -> None:
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
     missing = run_cli("credits", "grant", "nobody", "5", data_dir=data)
     assert missing.returncode == 1 and "No account named 'nobody'" in missing.stderr
+
+
+def test_json_logs_carry_request_and_account_but_never_the_key(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    created = run_cli("accounts", "create", "acme", "--credits", "3", data_dir=data)
+    key = KEY.search(created.stdout)
+    assert key
+    with serve(tmp_path / "serve.log", data_dir=data, log_json="true") as node:
+        response = httpx.get(f"{node.url}/v1/credits", headers={"X-API-KEY": key.group()})
+        request_id = response.headers["X-Request-Id"]
+        httpx.get(f"{node.url}/v1/credits", headers={"X-API-KEY": "sk_wrong"})
+        time.sleep(0.2)
+        output = node.output()
+    assert key.group() not in output and "sk_wrong" not in output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("logger") == "retouch.access"]
+    ours = next(line for line in access if line["request_id"] == request_id)
+    assert ours["account_id"] == 1
+    assert (ours["method"], ours["path"], ours["status"]) == ("GET", "/v1/credits", 200)
+    assert ours["duration_ms"] >= 0 and ours["level"] == "INFO"
+    assert any(line["status"] == 401 and line["account_id"] is None for line in access)
