@@ -26,6 +26,7 @@ from retouch.app_state import Engines, Services
 from retouch.config import Settings
 from retouch.db import migrate
 from retouch.db.models import Base
+from tests.utils.seaweed import Seaweed, running_seaweed
 from tests.utils.server import LiveServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -155,3 +156,23 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", guarded)
     return seen
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    with running_seaweed(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """boto3's standard credential chain finds these; nothing of the developer's AWS setup
+    (profiles, region, endpoint overrides) reaches the tests."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "retouch-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "any-secret-will-do")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -82,6 +82,15 @@ class Engines:
         )
 
 
+def _result_store(settings: Settings) -> ResultStore:
+    if settings.results_url is None:
+        return LocalResultStore(settings.results_dir)
+    # boto3 is the optional `s3` extra, imported only by deployments that choose S3.
+    from retouch.storage.s3 import S3ResultStore
+
+    return S3ResultStore(settings.results_url, endpoint_url=settings.s3_endpoint_url)
+
+
 def _weights(settings: Settings) -> Path:
     if settings.diffusion_weights is None:
         raise ValueError("RETOUCH_DIFFUSION_WEIGHTS must name a local diffusers pipeline folder")
@@ -137,7 +146,7 @@ class Services:
             executor=BoundedExecutor(
                 threads=settings.cpu_threads, max_pending=settings.max_pending_tasks
             ),
-            results=LocalResultStore(settings.results_dir),
+            results=_result_store(settings),
             signer=UrlSigner(secret),
             engines=engines or Engines.load(settings),
             webhook_master=master_key(settings),

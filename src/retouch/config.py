@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: Annotated[int, Field(ge=60)] = 900
 
     result_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
+    results_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://",
+        description="s3://bucket/prefix keeps results in S3; default is the data dir's results/.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible server (SeaweedFS, MinIO) instead of AWS."
+    )
     result_secret: SecretStr | None = Field(
         default=None,
         min_length=32,

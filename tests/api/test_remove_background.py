@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,9 +21,11 @@ from retouch.billing import ledger
 from retouch.config import Settings
 from retouch.db.models import Reservation
 from retouch.engines.base import Segmenter
+from retouch.errors import ServiceUnavailable
 from tests.utils.engines import MaskSegmenter
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import BACKGROUNDS, SIZE, composite, decode, encode, iou, product_mask
+from tests.utils.seaweed import Seaweed
 from tests.utils.server import LiveServer
 
 ENDPOINT = "/v1/remove-background"
@@ -383,3 +386,42 @@ def test_a_failure_after_the_result_is_recorded_never_charges_twice(
     replay = http.post(ENDPOINT, headers=other, **image)
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
     assert balance(services, account) == 98  # charged once for the second key
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_results_kept_in_s3_are_served_through_retouch(
+    settings: Settings, engines: Engines, seaweed: Seaweed
+) -> None:
+    in_s3 = settings.model_copy(
+        update={
+            "results_url": f"s3://retouch-{uuid.uuid4().hex[:8]}/results",
+            "s3_endpoint_url": seaweed.endpoint_url,
+        }
+    )
+    with app_with(in_s3, engines, MaskSegmenter(MASK)) as (http, services):
+        account = make_account(services)
+        response = http.post(ENDPOINT, headers=account.headers, **upload(composite("flat")[0]))
+        assert response.status_code == 200, response.text
+        url = response.json()["result_url"]
+        fetched = httpx.get(url)
+        assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+        assert decode(fetched.content).size == (SIZE[1], SIZE[0])
+        assert not in_s3.results_dir.exists()  # nothing went to local disk
+        real_clock = services.clock
+        services.clock = lambda: real_clock() + timedelta(seconds=3601)
+        assert httpx.get(url).status_code == 404
+
+
+def test_a_result_store_outage_is_a_503_and_charges_nothing(
+    exact: tuple[httpx.Client, Services, TestAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http, services, account = exact
+
+    def storage_down(*_args: object, **_kwargs: object) -> str:
+        raise ServiceUnavailable("result storage unavailable")
+
+    monkeypatch.setattr(services.results, "put", storage_down)
+    response = http.post(ENDPOINT, headers=account.headers, **upload(composite("flat")[0]))
+    assert response.status_code == 503
+    assert response.json()["error_code"] == "service_unavailable"
+    assert balance(services, account) == 100
