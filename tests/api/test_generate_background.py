@@ -8,6 +8,7 @@ import pytest
 
 from retouch.app_state import Services
 from retouch.engines.scenes import SCENES
+from tests.utils.calls import post_image
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import composite, decode, encode
 
@@ -35,12 +36,7 @@ def account(services: Services) -> TestAccount:
 def post(
     client: httpx.Client, account: TestAccount, image: np.ndarray, **fields: str
 ) -> httpx.Response:
-    return client.post(
-        ENDPOINT,
-        headers={**account.headers, "Accept": "image/*"},
-        files={"image": ("subject.png", encode(image))},
-        data=fields,
-    )
+    return post_image(client, ENDPOINT, account, encode(image), **fields)
 
 
 def test_jpeg_1024_with_the_subject_where_image_transform_says(

@@ -13,6 +13,7 @@ from retouch.app_state import Engines, Services
 from retouch.config import Settings
 from retouch.db import migrate
 from retouch.engines.diffusion import DiffusionInpainter
+from tests.utils.calls import post_image
 from tests.utils.diffusion import build_tiny_pipeline
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import decode, encode, periodic_texture
@@ -29,12 +30,7 @@ def account(services: Services) -> TestAccount:
 def post(
     client: httpx.Client, account: TestAccount, image: np.ndarray, **fields: str
 ) -> httpx.Response:
-    return client.post(
-        ENDPOINT,
-        headers={**account.headers, "Accept": "image/*"},
-        files={"image": ("in.png", encode(image))},
-        data=fields,
-    )
+    return post_image(client, ENDPOINT, account, encode(image), **fields)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from retouch.app_state import Services
+from tests.utils.calls import post_image
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import composite, decode, encode, periodic_texture
 
@@ -17,12 +18,7 @@ def account(services: Services) -> TestAccount:
 
 
 def post(client: httpx.Client, account: TestAccount, data: bytes, **fields: str) -> httpx.Response:
-    return client.post(
-        "/v1/upscale",
-        headers={**account.headers, "Accept": "image/*"},
-        files={"image": ("in.png", data)},
-        data=fields,
-    )
+    return post_image(client, "/v1/upscale", account, data, **fields)
 
 
 @pytest.mark.slow
