@@ -59,7 +59,11 @@ class Settings(BaseSettings):
     price_outpaint: NonNegative = 1
     price_try_on: NonNegative = 1
     price_garment_extraction: NonNegative = 5
-    reservation_ttl_seconds: Annotated[int, Field(ge=60)] = 900
+    reservation_ttl_seconds: Annotated[int, Field(ge=5)] = Field(
+        default=900,
+        description="A reservation no process has finished after this is refunded; it must "
+        "exceed the longest request (jobs' reservations last as long as their job may).",
+    )
 
     result_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
     results_url: str | None = Field(
@@ -120,6 +124,11 @@ class Settings(BaseSettings):
     )
     job_timeout_seconds: Annotated[float, Field(gt=0)] = 120
     job_max_attempts: Annotated[int, Field(ge=1)] = 2
+    job_heartbeat_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10,
+        description="How often a running job's process says it is alive; a job silent for "
+        "three of these is presumed orphaned by a crash and retried.",
+    )
     job_queue_timeout_seconds: Annotated[int, Field(ge=1)] = 900
     job_retention_seconds: Annotated[int, Field(ge=60)] = 3600
     job_wait_seconds: Annotated[float, Field(gt=0)] = 60
@@ -151,6 +160,11 @@ class Settings(BaseSettings):
     )
 
     max_request_bytes: Annotated[int, Field(ge=1024)] = 26 * 1024 * 1024
+    request_body_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=60,
+        description="Longest a client may take to send a request body; slower uploads "
+        "(slow-loris) get 408 `request_timeout` and the connection is closed.",
+    )
 
     log_level: str = "INFO"
     log_json: bool = False

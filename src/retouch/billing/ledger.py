@@ -134,10 +134,19 @@ class Ledger:
         self._sessions = sessions
         self._ttl = reservation_ttl
 
-    def reserve(self, *, account_id: int, request_id: str, endpoint: str, amount: int) -> Hold:
+    def reserve(
+        self,
+        *,
+        account_id: int,
+        request_id: str,
+        endpoint: str,
+        amount: int,
+        ttl: timedelta | None = None,
+    ) -> Hold:
         """Charge ``amount`` now; a second call with the same request id returns the first hold.
 
-        Raises ``InsufficientCredits`` when the balance is too low.
+        After ``ttl`` (default: the ledger's) an unfinished hold counts as abandoned and is
+        refunded. Raises ``InsufficientCredits`` when the balance is too low.
         """
         try:
             with self._sessions.begin() as session:
@@ -164,7 +173,7 @@ class Ledger:
                     amount=amount,
                     status=ReservationStatus.RESERVED,
                     created_at=now,
-                    expires_at=now + self._ttl,
+                    expires_at=now + (ttl or self._ttl),
                 )
                 session.add(row)
                 session.flush()

@@ -4,7 +4,23 @@ queue only says "look at this job", so a lost or duplicated id costs nothing but
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import redis.asyncio
+from redis.exceptions import RedisError
+
+
+class QueueUnavailable(Exception):
+    """Redis could not be reached; the job is still in the database, only its nudge is lost."""
+
+
+@asynccontextmanager
+async def _unavailable_on_failure() -> AsyncIterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise QueueUnavailable(str(exc)) from exc
 
 
 class RedisJobQueue:
@@ -14,10 +30,12 @@ class RedisJobQueue:
         self._key = f"{prefix}:jobs"
 
     async def push(self, job_id: str) -> None:
-        await self._redis.lpush(self._key, job_id)
+        async with _unavailable_on_failure():
+            await self._redis.lpush(self._key, job_id)
 
     async def pop(self, *, timeout: float) -> str | None:
-        item = await self._redis.brpop([self._key], timeout=timeout)
+        async with _unavailable_on_failure():
+            item = await self._redis.brpop([self._key], timeout=timeout)
         return item[1].decode() if item else None
 
     async def close(self) -> None:

@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from retouch.app_state import Services
 from retouch.errors import RetouchError, ServiceUnavailable
 from retouch.jobs.documents import job_document
-from retouch.jobs.queue import RedisJobQueue
+from retouch.jobs.queue import QueueUnavailable, RedisJobQueue
 from retouch.jobs.store import FINISHED, JobStatus, JobStore, JobView
 from retouch.jobs.webhooks import account_key, deliver
 from retouch.pipeline import Output
@@ -29,6 +29,9 @@ from retouch.storage.signing import result_url
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Services, JobView, dict[str, bytes]], Output]
+
+# A running job whose process has missed this many heartbeats is presumed orphaned.
+MISSED_HEARTBEATS = 3
 
 
 class JobFailed(RetouchError):
@@ -53,7 +56,12 @@ def job_error(exc: BaseException) -> tuple[str, str]:
 class JobRunner:
     """Submits and runs jobs. With a Redis queue, submissions go onto it and this process runs
     jobs only when ``runs_jobs`` (a worker, or a serving process allowed to); without one, this
-    process runs what it submits and what its sweeps find pending."""
+    process runs what it submits and what its sweeps find pending.
+
+    While Redis is unreachable nothing is refused: a submission stays pending in the database
+    (run here when this process runs jobs), and consumers look for pending jobs in the database
+    every second until the queue answers again.
+    """
 
     def __init__(
         self,
@@ -71,15 +79,40 @@ class JobRunner:
         settings = services.settings
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._timeout = settings.job_timeout_seconds
+        self._heartbeat = settings.job_heartbeat_seconds
         self._tasks: set[asyncio.Task[None]] = set()
+        # Jobs this process has scheduled and not yet finished with, so repeated database polls
+        # during a queue outage don't stack up tasks for the same job.
+        self._scheduled: set[str] = set()
+
+    @property
+    def reservation_ttl(self) -> timedelta:
+        """How long a job's credits may stay reserved: its whole possible life (waiting, then
+        every attempt with its orphan detection), plus a sweep, before a refund is assumed."""
+        settings = self.services.settings
+        attempt = self._timeout + MISSED_HEARTBEATS * self._heartbeat
+        return timedelta(
+            seconds=settings.job_queue_timeout_seconds
+            + settings.job_max_attempts * attempt
+            + 2 * settings.sweep_interval_seconds
+        )
 
     async def submit(self, job_id: str) -> None:
         if self._queue is not None:
-            await self._queue.push(job_id)
-        elif self.runs_jobs:
+            try:
+                await self._queue.push(job_id)
+                return
+            except QueueUnavailable:
+                logger.warning(
+                    "job queue unavailable; job %s waits in the database for a runner", job_id
+                )
+        if self.runs_jobs:
             self.schedule(job_id)
 
     def schedule(self, job_id: str) -> None:
+        if job_id in self._scheduled:
+            return
+        self._scheduled.add(job_id)
         self._spawn(self._run(job_id))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -90,17 +123,38 @@ class JobRunner:
     async def consume(self) -> None:
         """Pop job ids from the queue for as long as this runs, one free slot at a time."""
         assert self._queue is not None
+        outage = False
         while True:
             await self._slots.acquire()
             try:
                 job_id = await self._queue.pop(timeout=1)
+            except QueueUnavailable:
+                self._slots.release()
+                if not outage:
+                    logger.warning("job queue unavailable; polling the database until it returns")
+                outage = True
+                await self._schedule_pending()
+                await asyncio.sleep(1)
+                continue
             except BaseException:
                 self._slots.release()
                 raise
+            if outage:
+                logger.info("job queue reachable again")
+                outage = False
             if job_id is None:
                 self._slots.release()
                 continue
             self._spawn(self._run_in_slot(job_id))
+
+    async def _schedule_pending(self) -> None:
+        try:
+            pending = await run_in_threadpool(self.store.with_status, JobStatus.PENDING)
+        except Exception:
+            logger.warning("could not look for pending jobs", exc_info=True)
+            return
+        for job in pending:
+            self.schedule(job.id)
 
     async def _run_in_slot(self, job_id: str) -> None:
         try:
@@ -111,13 +165,13 @@ class JobRunner:
     async def recover(self) -> None:
         """Requeue or fail jobs whose process died, expire stale ones, schedule what's pending.
 
-        Runs at start-up and with every sweep. A job counts as abandoned once it has been running
-        longer than the time limit plus a margin: a live process would have ended it by then.
+        Runs at start-up and with every sweep. A running job counts as abandoned once its
+        process has missed ``MISSED_HEARTBEATS`` heartbeats: a live one beats while it works.
         """
         settings = self.services.settings
         now = self.services.clock()
-        abandoned_before = now - timedelta(seconds=self._timeout + 60)
-        for job in await run_in_threadpool(self.store.running_since_before, abandoned_before):
+        abandoned_before = now - timedelta(seconds=MISSED_HEARTBEATS * self._heartbeat)
+        for job in await run_in_threadpool(self.store.silent_since, abandoned_before):
             if job.attempts < settings.job_max_attempts:
                 if await run_in_threadpool(self.store.requeue, job.id):
                     logger.warning("job %s was interrupted; retrying", job.id)
@@ -195,25 +249,43 @@ class JobRunner:
         )
 
     async def _run(self, job_id: str) -> None:
-        async with self._slots:
-            await self._run_claimed(job_id)
+        try:
+            async with self._slots:
+                await self._run_claimed(job_id)
+        finally:
+            self._scheduled.discard(job_id)
 
     async def _run_claimed(self, job_id: str) -> None:
         if not await run_in_threadpool(self.store.claim, job_id):
             return  # another process (or schedule) took it, or it was cancelled
         job = await run_in_threadpool(self.store.get, job_id)
         assert job is not None
+        beat = asyncio.create_task(self._beat(job_id))
         try:
-            output = await asyncio.wait_for(self._execute(job), self._timeout)
-        except TimeoutError:
-            await self._fail(job, "request_timeout", "The job did not finish in time")
-            return
-        except Exception as exc:
-            if not isinstance(exc, RetouchError):
-                logger.exception("job %s failed", job_id)
-            await self._fail(job, *job_error(exc))
-            return
-        await self._finish(job, output)
+            try:
+                output = await asyncio.wait_for(self._execute(job), self._timeout)
+            except TimeoutError:
+                await self._fail(job, "request_timeout", "The job did not finish in time")
+                return
+            except Exception as exc:
+                if not isinstance(exc, RetouchError):
+                    logger.exception("job %s failed", job_id)
+                await self._fail(job, *job_error(exc))
+                return
+            await self._finish(job, output)
+        finally:
+            beat.cancel()
+
+    async def _beat(self, job_id: str) -> None:
+        """Refresh the job's heartbeat while it runs, so other processes know it isn't orphaned."""
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            try:
+                if not await run_in_threadpool(self.store.heartbeat, job_id):
+                    return  # cancelled or finished meanwhile
+            except Exception:
+                # A database blip: the next beat may land; three missed ones mean a retry.
+                logger.warning("could not record the heartbeat of job %s", job_id, exc_info=True)
 
     async def _execute(self, job: JobView) -> Output:
         results = self.services.results

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from retouch.db.models import Job
@@ -103,13 +103,19 @@ class JobStore:
 
     def claim(self, job_id: str) -> bool:
         """pending -> running, for exactly one caller."""
+        now = datetime.now(UTC)
         return self._transition(
             job_id,
             (JobStatus.PENDING,),
             status=JobStatus.RUNNING,
-            started_at=datetime.now(UTC),
+            started_at=now,
+            heartbeat_at=now,
             attempts=Job.attempts + 1,
         )
+
+    def heartbeat(self, job_id: str) -> bool:
+        """Say that the process running the job is alive; False once the job left running."""
+        return self._transition(job_id, (JobStatus.RUNNING,), heartbeat_at=datetime.now(UTC))
 
     def complete(self, job_id: str, *, result_key: str) -> bool:
         """running -> completed; False when the job was cancelled or failed meanwhile."""
@@ -152,7 +158,11 @@ class JobStore:
         with self._sessions() as session:
             return [_view(row) for row in session.scalars(query)]
 
-    def running_since_before(self, moment: datetime) -> list[JobView]:
-        query = select(Job).where(Job.status == JobStatus.RUNNING, Job.started_at < moment)
+    def silent_since(self, moment: datetime) -> list[JobView]:
+        """Running jobs whose process has given no sign of life since ``moment``."""
+        query = select(Job).where(
+            Job.status == JobStatus.RUNNING,
+            func.coalesce(Job.heartbeat_at, Job.started_at) < moment,
+        )
         with self._sessions() as session:
             return [_view(row) for row in session.scalars(query)]

@@ -79,6 +79,7 @@ async def try_on(
         request_id=job_id,
         endpoint=KIND,
         amount=price,
+        ttl=runner.reservation_ttl,
     )
     try:
         expires_at = services.clock() + timedelta(seconds=settings.job_retention_seconds)
