@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+# libpq connection parameters (seconds, except tcp_user_timeout in milliseconds).
+_POSTGRES_TIMEOUTS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
 
 
 def create_db_engine(url: str) -> Engine:
@@ -15,7 +25,22 @@ def create_db_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # An unreachable server must fail a request in seconds (a 503), not hold it for the
+    # minutes a TCP connect or a read from a silently dead peer otherwise takes. Values in the
+    # URL's query win, so an operator can tune them there.
+    connect_args = {
+        name: value
+        for name, value in _POSTGRES_TIMEOUTS.items()
+        if name not in make_url(url).query
+    }
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=10,
+        connect_args=connect_args,
+    )
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
