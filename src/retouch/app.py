@@ -69,7 +69,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        body_timeout_seconds=settings.request_body_timeout_seconds,
+    )
     app.include_router(credits.router)
     app.include_router(health.router)
     app.include_router(remove_background.router)

@@ -101,6 +101,12 @@ class Conflict(RetouchError):
     default_message = "The request conflicts with the current state"
 
 
+class RequestTimeout(RetouchError):
+    status = 408
+    error_code = "request_timeout"
+    default_message = "The request body was not received in time"
+
+
 class RateLimitExceeded(RetouchError):
     status = 429
     error_code = "rate_limit_exceeded"

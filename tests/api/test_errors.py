@@ -14,18 +14,9 @@ from retouch.app import create_app
 from retouch.app_state import Services
 from retouch.billing import ledger
 from retouch.config import Settings
+from tests.utils.calls import assert_envelope
 from tests.utils.factories import make_account
 from tests.utils.server import LiveServer
-
-
-def assert_envelope(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error", "error_code"}
-    assert body["error_code"] == code
-    assert body["error"]
-    assert len(response.headers["X-Request-Id"]) >= 8
 
 
 def test_unknown_path_and_wrong_method(client: httpx.Client) -> None:

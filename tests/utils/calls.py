@@ -1,4 +1,5 @@
-"""The request most endpoint tests send: one uploaded image, asking for the image back."""
+"""The request most endpoint tests send (one uploaded image, asking for the image back), and the
+check every error test makes of Pixelcut's envelope."""
 
 from __future__ import annotations
 
@@ -16,3 +17,13 @@ def post_image(
         files={"image": ("in.png", data)},
         data=fields,
     )
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error", "error_code"}
+    assert body["error_code"] == code
+    assert body["error"]
+    assert len(response.headers["X-Request-Id"]) >= 8

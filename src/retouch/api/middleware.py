@@ -1,7 +1,9 @@
-"""Request context: request id, body-size cap, per-request response headers, access log.
+"""Request context: request id, body-size cap and deadline, per-request response headers,
+access log.
 
-Pure ASGI rather than ``BaseHTTPMiddleware`` so streaming bodies are counted as they arrive and
-oversized uploads are refused before they are read whole.
+Pure ASGI rather than ``BaseHTTPMiddleware`` so streaming bodies are counted as they arrive,
+oversized uploads are refused before they are read whole, and a body trickling in slower than
+its deadline (slow-loris) is cut off instead of holding a connection and a request open.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import logging
 import time
 import uuid
 
+import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retouch.api.errors import error_response
-from retouch.errors import FileSizeTooLarge
+from retouch.errors import FileSizeTooLarge, RequestTimeout
 
 logger = logging.getLogger("retouch.access")
 
@@ -25,9 +28,10 @@ def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_seconds: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,6 +46,13 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         too_large = FileSizeTooLarge(f"The request body is larger than {self.max_body_bytes} bytes")
+        # One deadline for the whole body, from the moment the headers were in: a per-read
+        # timeout would let a client sending a byte every few seconds hold the request forever.
+        body_deadline = started + self.body_timeout_seconds
+        announced_body = headers.get("content-length", "0") != "0" or (
+            "chunked" in headers.get("transfer-encoding", "").lower()
+        )
+        body_complete = False
 
         started_response = False
 
@@ -54,6 +65,11 @@ class RequestContextMiddleware:
                 out["X-Request-Id"] = request_id
                 for name, value in state.get("response_headers", {}).items():
                     out.setdefault(name, value)
+                if announced_body and not body_complete:
+                    # Answered before the whole body arrived (a timeout, a bad key, too large):
+                    # the rest may still be on its way, and a client trickling it must not keep
+                    # the connection once its answer is out.
+                    out["Connection"] = "close"
             await send(message)
 
         declared = headers.get("content-length")
@@ -66,8 +82,23 @@ class RequestContextMiddleware:
         received = 0
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete:
+                # Later receives wait for the client to disconnect, for as long as a response
+                # streams: no deadline applies to them.
+                return await receive()
+            # At zero, bytes already buffered are still delivered; only waiting for more fails.
+            remaining = max(body_deadline - time.perf_counter(), 0)
+            try:
+                with anyio.fail_after(remaining):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"The request body was not received within {self.body_timeout_seconds:g} "
+                    "seconds"
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_complete = True
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
