@@ -25,7 +25,7 @@ from retouch.app import create_app
 from retouch.app_state import Engines, Services
 from retouch.config import Settings
 from retouch.db import migrate
-from retouch.db.models import Base
+from tests.utils.db import empty_tables
 from tests.utils.seaweed import Seaweed, running_seaweed
 from tests.utils.server import LiveServer
 
@@ -82,11 +82,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     url = request.getfixturevalue("postgres_url")
     yield url
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    empty_tables(url)
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from retouch.db.models import Base
+from tests.utils.db import empty_tables
 from tests.utils.images import composite, encode
 from tests.utils.people import garment_rgba, person_scene
 from tests.utils.processes import retouch_env, run_cli, serve
@@ -40,11 +39,7 @@ def shared(
         "result_secret": "s" * 40,
         "run_jobs": "false",
     }
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as connection:
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    empty_tables(postgres_url)
 
 
 def account(shared: dict[str, str], tmp_path: Path, name: str, *args: str) -> dict[str, str]:
