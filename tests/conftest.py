@@ -25,6 +25,7 @@ from retouch.app import create_app
 from retouch.app_state import Engines, Services
 from retouch.config import Settings
 from retouch.db import migrate
+from tests.utils import seaweed as seaweed_credentials
 from tests.utils.db import empty_tables
 from tests.utils.seaweed import Seaweed, running_seaweed
 from tests.utils.server import LiveServer
@@ -166,8 +167,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (profiles, region, endpoint overrides) reaches the tests."""
     for name in [name for name in os.environ if name.startswith("AWS_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "retouch-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "any-secret-will-do")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweed_credentials.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweed_credentials.SECRET_KEY)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))

@@ -33,7 +33,14 @@ def test_a_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("RETOUCH_RATE_LIMIT_PER_SECOND", "0"), ("RETOUCH_PRICE_SHADOW", "-1"), ("RETOUCH_PORT", "x")],
+    [
+        ("RETOUCH_RATE_LIMIT_PER_SECOND", "0"),
+        ("RETOUCH_PRICE_SHADOW", "-1"),
+        ("RETOUCH_PORT", "x"),
+        # Presigned URLs need a bucket to sign for; results on local disk have none.
+        ("RETOUCH_RESULT_URLS", "presigned"),
+        ("RETOUCH_RESULT_URLS", "cdn"),
+    ],
 )
 def test_unsafe_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

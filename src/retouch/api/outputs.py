@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from retouch.app_state import Services
 from retouch.pipeline import Delivery
-from retouch.storage.signing import result_url as signed_result_url
 
 
 def wants_image(request: Request) -> bool:
@@ -26,8 +23,7 @@ def result_url(request: Request, services: Services, key: str) -> str:
         if services.settings.public_base_url
         else str(request.base_url).rstrip("/")
     )
-    expires_at = services.clock() + timedelta(seconds=services.settings.result_ttl_seconds)
-    return signed_result_url(base, key, signer=services.signer, expires_at=expires_at)
+    return services.result_url(base, key)
 
 
 def render(request: Request, services: Services, delivery: Delivery, *, image: bool) -> Response:

@@ -24,7 +24,6 @@ from retouch.jobs.queue import QueueUnavailable, RedisJobQueue
 from retouch.jobs.store import FINISHED, JobStatus, JobStore, JobView
 from retouch.jobs.webhooks import account_key, deliver
 from retouch.pipeline import Output
-from retouch.storage.signing import result_url
 
 logger = logging.getLogger(__name__)
 
@@ -232,13 +231,7 @@ class JobRunner:
         job = await run_in_threadpool(self.store.get, job_id)
         assert job is not None
         base = str(settings.public_base_url or f"http://{settings.host}:{settings.port}")
-        expires_at = services.clock() + timedelta(seconds=settings.result_ttl_seconds)
-        document = job_document(
-            job,
-            result_url=lambda key: result_url(
-                base, key, signer=services.signer, expires_at=expires_at
-            ),
-        )
+        document = job_document(job, result_url=lambda key: services.result_url(base, key))
         await deliver(
             url,
             document,

@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 _MEDIA_TYPES = {extension: media_type for media_type, extension in _EXTENSIONS.items()}
@@ -41,6 +41,14 @@ class ResultStore(Protocol):
 
     def sweep(self, *, now: datetime) -> int:
         """Delete the results expired at ``now`` and return how many there were."""
+
+
+@runtime_checkable
+class PresigningStore(Protocol):
+    """A store whose results clients can download from it directly (S3)."""
+
+    def presigned_url(self, key: str, *, expires_in: int) -> str:
+        """A URL that serves ``key`` for ``expires_in`` seconds without Retouch."""
 
 
 def new_key(media_type: str) -> str:

@@ -39,7 +39,10 @@ _MISSING = frozenset({"NoSuchKey", "NotFound", "404"})
 _DELETE_BATCH = 1000
 # Short timeouts and one retry: a result request should fail in seconds, not hang a worker
 # thread, when storage is down. Reads are per socket read, not per object, so large results fit.
-_TIMEOUTS = {
+_CONFIG = {
+    # Presigned URLs default to the legacy SigV2 in us-east-1; SigV4 works in every region and
+    # with every S3-compatible server.
+    "signature_version": "s3v4",
     "connect_timeout": 2,
     "read_timeout": 10,
     "retries": {"mode": "standard", "max_attempts": 2},
@@ -120,6 +123,20 @@ class S3ResultStore:
                 raise
         return True
 
+    def presigned_url(self, key: str, *, expires_in: int) -> str:
+        """A URL that fetches the object straight from the bucket for ``expires_in`` seconds.
+
+        Signed locally with the store's credentials (no request to S3). The sweeper removes an
+        object once its own expiry passes, so a URL never outlives its result by more than one
+        sweep interval.
+        """
+        url: str = self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self._bucket, "Key": self._prefix + key},
+            ExpiresIn=expires_in,
+        )
+        return url
+
     def sweep(self, *, now: datetime) -> int:
         cutoff = now.timestamp()
         expired: list[str] = []
@@ -187,7 +204,7 @@ def _parse_url(url: str) -> tuple[str, str]:
 
 
 def _new_client(endpoint_url: str | None) -> Any:
-    config = Config(**_TIMEOUTS)
+    config = Config(**_CONFIG)
     if endpoint_url is not None:
         # S3-compatible servers rarely have wildcard DNS for virtual-hosted buckets, and some
         # reject the CRC checksums boto3 adds by default since 1.36; send them only where the

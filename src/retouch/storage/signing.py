@@ -77,6 +77,6 @@ def load_or_create_secret(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def result_url(base: str, key: str, *, signer: UrlSigner, expires_at: datetime) -> str:
+def signed_result_url(base: str, key: str, *, signer: UrlSigner, expires_at: datetime) -> str:
     """The public URL of a stored result: ``base`` is the server's own address as clients see it."""
     return f"{base.rstrip('/')}/v1/results/{key}?{signer.sign(key, expires_at)}"
