@@ -140,3 +140,47 @@ def test_two_nodes_share_results_limits_credits_idempotency_and_jobs(
             worker.terminate()
             worker.wait(timeout=30)
             worker_log.close()
+
+
+def worker_processes(parent: int) -> list[int]:
+    """The pids of the server processes `retouch serve --workers N` spawned under ``parent``."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        # The command may contain spaces and parentheses; the fields after its ")" do not.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"multiprocessing.spawn" in cmdline:
+            children.append(int(entry.name))
+    return children
+
+
+def test_serve_workers_runs_processes_that_each_load_the_models_once(tmp_path: Path) -> None:
+    settings = {"data_dir": str(tmp_path / "data"), "workers": "2"}
+    with serve(tmp_path / "serve.log", **settings) as node:
+        processes = worker_processes(node.process.pid)
+        assert len(processes) == 2
+        headers = {"X-API-KEY": account_key(node.output())}
+        # Fresh connections, so the kernel spreads them over both processes' shared socket.
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(
+                pool.map(lambda _: remove_background(node.url, headers).status_code, range(8))
+            )
+        assert statuses == [200] * 8
+        assert httpx.get(f"{node.url}/v1/credits", headers=headers).json() == {
+            "credits_remaining": "92"
+        }
+        # Each process loaded its models at start, once, and never again per request.
+        assert node.output().count("Loading u2netp") == 2
+    for pid in processes:
+        assert not Path(f"/proc/{pid}").exists()
+
+
+def account_key(output: str) -> str:
+    """The default account's key, which the first `retouch serve` prints once."""
+    return next(word for word in output.split() if word.startswith("sk_"))
