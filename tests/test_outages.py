@@ -288,6 +288,7 @@ def test_s3_outage_fails_requests_cleanly_and_charges_nothing(
             proxy.refuse()
             response, seconds = timed(lambda: remove_background(http, account))
             assert_envelope(response, 503, "service_unavailable")
+            assert response.headers["Retry-After"] == "5"
             assert seconds < PROMPT_SECONDS
             assert_envelope(http.get(result), 503, "service_unavailable")
             # The image itself needs no storage, so it is still delivered (and charged).

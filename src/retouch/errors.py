@@ -118,6 +118,12 @@ class ServiceUnavailable(RetouchError):
     error_code = "service_unavailable"
     default_message = "Service temporarily unavailable"
 
+    def __init__(
+        self, message: str | None = None, *, headers: dict[str, str] | None = None
+    ) -> None:
+        # Transient by definition: say when to try again, as the database outage answer does.
+        super().__init__(message, headers={"Retry-After": "5", **(headers or {})})
+
 
 class IdempotencyKeyInUse(RetouchError):
     status = 409
