@@ -29,9 +29,7 @@ def create_db_engine(url: str) -> Engine:
     # minutes a TCP connect or a read from a silently dead peer otherwise takes. Values in the
     # URL's query win, so an operator can tune them there.
     connect_args = {
-        name: value
-        for name, value in _POSTGRES_TIMEOUTS.items()
-        if name not in make_url(url).query
+        name: value for name, value in _POSTGRES_TIMEOUTS.items() if name not in make_url(url).query
     }
     return create_engine(
         url,
