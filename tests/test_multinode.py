@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.utils.db import empty_tables
 from tests.utils.images import composite, encode
@@ -177,6 +178,10 @@ def test_serve_workers_runs_processes_that_each_load_the_models_once(tmp_path: P
         }
         # Each process loaded its models at start, once, and never again per request.
         assert node.output().count("Loading u2netp") == 2
+        # Whichever process a scrape reaches, it counts the requests of both.
+        for _ in range(4):
+            with httpx.Client() as fresh:  # a new connection each time, as a scraper makes
+                assert served(fresh.get(f"{node.url}/metrics").text) == 8
     for pid in processes:
         assert not Path(f"/proc/{pid}").exists()
 
@@ -184,3 +189,14 @@ def test_serve_workers_runs_processes_that_each_load_the_models_once(tmp_path: P
 def account_key(output: str) -> str:
     """The default account's key, which the first `retouch serve` prints once."""
     return next(word for word in output.split() if word.startswith("sk_"))
+
+
+def served(metrics: str) -> float:
+    """Successful remove-background requests counted in a Prometheus text exposition."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "retouch_http_requests_total"
+        and sample.labels == {"route": "/v1/remove-background", "method": "POST", "status": "200"}
+    )

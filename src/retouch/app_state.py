@@ -120,6 +120,7 @@ class Services:
         """Build everything; ``engines`` lets tests share loaded models between apps."""
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = create_session_factory(engine)
+        metrics = Metrics(multiprocess_dir=settings.metrics_dir)
         secret = (
             settings.result_secret.get_secret_value().encode()
             if settings.result_secret
@@ -144,17 +145,16 @@ class Services:
             ),
             pricing=Pricing(settings),
             executor=BoundedExecutor(
-                threads=settings.cpu_threads, max_pending=settings.max_pending_tasks
+                threads=settings.cpu_threads,
+                max_pending=settings.max_pending_tasks,
+                on_pending=metrics.queue_depth.set,
             ),
             results=_result_store(settings),
             signer=UrlSigner(secret),
             engines=engines or Engines.load(settings),
             webhook_master=master_key(settings),
-            metrics=Metrics(),
+            metrics=metrics,
         )
-
-    def __post_init__(self) -> None:
-        self.metrics.track_queue(lambda: self.executor.pending)
 
     def result_url(self, base: str, key: str) -> str:
         """Where a client downloads a stored result, for the next ``result_ttl_seconds``: this

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,6 +96,13 @@ def serve(
     # Worker processes build their app from the environment, like every other process would;
     # they size their CPU pools from the number of processes sharing the machine.
     os.environ["RETOUCH_WORKERS"] = str(processes)
+    metrics_dir = settings.model_copy(update={"workers": processes}).metrics_dir
+    if metrics_dir is not None:
+        # prometheus_client reads this when a worker imports it. Emptied first: files left by
+        # an earlier run's processes would be counted as live ones.
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     # ncnn's OpenMP runtime reads this once when it loads; spinning idle threads would steal
     # the cores the other requests' threads need.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -194,6 +194,11 @@ class Settings(BaseSettings):
         return self.data_dir / "results"
 
     @property
+    def metrics_dir(self) -> Path | None:
+        """Where the processes of `retouch serve --workers N` pool their metrics (N > 1)."""
+        return self.data_dir / "metrics" if self.workers > 1 else None
+
+    @property
     def secret_file(self) -> Path:
         return self.data_dir / "secret.key"
 

@@ -20,12 +20,20 @@ T = TypeVar("T")
 
 
 class BoundedExecutor:
-    def __init__(self, *, threads: int, max_pending: int) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int,
+        max_pending: int,
+        on_pending: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        """``on_pending`` hears every change of the admitted count (a metrics gauge)."""
         self.threads = threads
         self.max_pending = max_pending
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="retouch-cpu")
         self._lock = threading.Lock()
         self._pending = 0
+        self._on_pending = on_pending
 
     @property
     def pending(self) -> int:
@@ -36,6 +44,7 @@ class BoundedExecutor:
             if self._pending >= self.max_pending:
                 raise ServerBusy(headers={"Retry-After": "1"})
             self._pending += 1
+            self._on_pending(self._pending)
 
         def task() -> T:
             # Counted down in the worker, not the awaiting coroutine: a client that disconnects
@@ -45,6 +54,7 @@ class BoundedExecutor:
             finally:
                 with self._lock:
                     self._pending -= 1
+                    self._on_pending(self._pending)
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, task)
 
