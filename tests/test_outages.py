@@ -286,6 +286,9 @@ def test_s3_outage_fails_requests_cleanly_and_charges_nothing(
             result = f"{link.path}?{link.query}"
 
             proxy.refuse()
+            # Readiness says what is down, so a load balancer can take the node out meanwhile.
+            ready = http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["storage"] is False
             response, seconds = timed(lambda: remove_background(http, account))
             assert_envelope(response, 503, "service_unavailable")
             assert response.headers["Retry-After"] == "5"
@@ -301,6 +304,7 @@ def test_s3_outage_fails_requests_cleanly_and_charges_nothing(
             assert balance(services, account) == 3
 
             proxy.restore()
+            assert http.get("/readyz").status_code == 200
             assert http.get(result).status_code == 200
             assert remove_background(http, account).status_code == 200
             assert balance(services, account) == 2

@@ -20,7 +20,10 @@ def test_liveness_and_readiness(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"database": True, "models": True}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": True, "storage": True, "models": True},
+    }
 
 
 @pytest.mark.parametrize("broken", ["database", "redis"])

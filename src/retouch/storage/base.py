@@ -42,6 +42,9 @@ class ResultStore(Protocol):
     def sweep(self, *, now: datetime) -> int:
         """Delete the results expired at ``now`` and return how many there were."""
 
+    def ping(self) -> bool:
+        """Whether results can be stored right now (for readiness probes); never raises."""
+
 
 @runtime_checkable
 class PresigningStore(Protocol):

@@ -76,6 +76,9 @@ class LocalResultStore:
             return False
         return True
 
+    def ping(self) -> bool:
+        return os.access(self._root, os.W_OK | os.X_OK)
+
     def sweep(self, *, now: datetime) -> int:
         deleted = 0
         cutoff = now.timestamp()

@@ -137,6 +137,13 @@ class S3ResultStore:
         )
         return url
 
+    def ping(self) -> bool:
+        try:
+            self._client.head_bucket(Bucket=self._bucket)
+        except Exception:
+            return False
+        return True
+
     def sweep(self, *, now: datetime) -> int:
         cutoff = now.timestamp()
         expired: list[str] = []

@@ -33,8 +33,8 @@ def _database_ok(services: Services) -> bool:
 @router.get(
     "/readyz",
     summary="Readiness",
-    description="200 when the database, Redis (if configured) and the models are usable; "
-    "503 with the failing checks otherwise.",
+    description="200 when the database, Redis (if configured), the result storage and the "
+    "models are usable; 503 with the failing checks otherwise.",
     responses={503: {"description": "Not ready; `checks` says what failed."}},
 )
 async def readyz(services: ServicesDep) -> Response:
@@ -44,6 +44,7 @@ async def readyz(services: ServicesDep) -> Response:
             checks["redis"] = await services.limiter.ping()
         except Exception:
             checks["redis"] = False
+    checks["storage"] = await run_in_threadpool(services.results.ping)
     # Engines are loaded before the app accepts requests; being here means they are in memory.
     checks["models"] = services.engines is not None
     ready = all(checks.values())
