@@ -336,19 +336,25 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def retouch_server(
-    workdir: Path, *, command: Sequence[str], settings: dict[str, str]
+    workdir: Path,
+    *,
+    command: Sequence[str],
+    settings: dict[str, str],
+    serve_args: Sequence[str] = (),
+    account: str = "bench",
 ) -> Iterator[Server]:
-    """``retouch serve`` on a free loopback port with a fresh data dir and an account with
-    ample credits and rate limit; its process group is stopped however the block ends."""
+    """``retouch serve`` (plus ``serve_args``, e.g. ``--workers 2``) on a free loopback port with
+    a fresh data dir (``workdir/retouch-data``) and an account named ``account`` with ample
+    credits and rate limit; its process group is stopped however the block ends."""
     data_dir = workdir / "retouch-data"
     data_dir.mkdir()
     env = clean_env(RETOUCH_DATA_DIR=str(data_dir), OMP_WAIT_POLICY="PASSIVE", **settings)
-    key = create_account(command, env)
+    key = create_account(command, env, name=account)
     port = free_port()
     log = workdir / "retouch.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -363,10 +369,10 @@ def retouch_server(
         stop_process_group(process)
 
 
-def create_account(command: Sequence[str], env: dict[str, str]) -> str:
+def create_account(command: Sequence[str], env: dict[str, str], *, name: str = "bench") -> str:
     """The API key of a new account with ample credits and rate limit, in ``env``'s data dir."""
     created = subprocess.run(
-        [*command, "accounts", "create", "bench", "--credits", "1000000", "--rate-limit", "100000"],
+        [*command, "accounts", "create", name, "--credits", "1000000", "--rate-limit", "100000"],
         env=env,
         capture_output=True,
         text=True,
