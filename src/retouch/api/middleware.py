@@ -49,10 +49,7 @@ class RequestContextMiddleware:
         # One deadline for the whole body, from the moment the headers were in: a per-read
         # timeout would let a client sending a byte every few seconds hold the request forever.
         body_deadline = started + self.body_timeout_seconds
-        announced_body = headers.get("content-length", "0") != "0" or (
-            "chunked" in headers.get("transfer-encoding", "").lower()
-        )
-        body_complete = False
+        timed_out = False
 
         started_response = False
 
@@ -65,10 +62,11 @@ class RequestContextMiddleware:
                 out["X-Request-Id"] = request_id
                 for name, value in state.get("response_headers", {}).items():
                     out.setdefault(name, value)
-                if announced_body and not body_complete:
-                    # Answered before the whole body arrived (a timeout, a bad key, too large):
-                    # the rest may still be on its way, and a client trickling it must not keep
-                    # the connection once its answer is out.
+                if timed_out:
+                    # The rest of the body may still be on its way; the server must not read it
+                    # as the next request, nor keep waiting for it. (Other early answers, such as
+                    # a 401 or a 429, keep the connection: closing it under a client still
+                    # sending makes that client see a reset instead of the answer.)
                     out["Connection"] = "close"
             await send(message)
 
@@ -80,9 +78,10 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        body_complete = False
 
         async def counting_receive() -> Message:
-            nonlocal received, body_complete
+            nonlocal received, body_complete, timed_out
             if body_complete:
                 # Later receives wait for the client to disconnect, for as long as a response
                 # streams: no deadline applies to them.
@@ -93,6 +92,7 @@ class RequestContextMiddleware:
                 with anyio.fail_after(remaining):
                     message = await receive()
             except TimeoutError:
+                timed_out = True
                 raise RequestTimeout(
                     f"The request body was not received within {self.body_timeout_seconds:g} "
                     "seconds"
