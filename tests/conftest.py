@@ -25,6 +25,7 @@ from retouch.app import create_app
 from retouch.app_state import Engines, Services
 from retouch.config import Settings
 from retouch.db import migrate
+from retouch.errors import InvalidParameter
 from tests.utils import seaweed as seaweed_credentials
 from tests.utils.db import empty_tables
 from tests.utils.seaweed import Seaweed, running_seaweed
@@ -153,6 +154,23 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", guarded)
     return seen
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, connections: list[str]) -> None:
+    """For fuzzers, whose generated hostnames are arbitrary: ``image_url`` fetching answers
+    "could not be fetched" and webhooks are never sent, so nothing leaves this machine."""
+
+    async def no_fetching(url: str, **_kwargs: object) -> bytes:
+        raise InvalidParameter(
+            f"image_url could not be fetched: {url!r} (fetching is off in tests)"
+        )
+
+    async def no_delivery(*_args: object, **_kwargs: object) -> bool:
+        return False
+
+    monkeypatch.setattr("retouch.api.inputs.fetch_url", no_fetching)
+    monkeypatch.setattr("retouch.jobs.runner.deliver", no_delivery)
 
 
 @pytest.fixture(scope="session")

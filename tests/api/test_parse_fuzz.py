@@ -28,6 +28,8 @@ from tests.utils import fuzzing
 from tests.utils.factories import TestAccount, make_account
 
 pytestmark = [
+    # Generated URLs are never fetched, webhooks never sent.
+    pytest.mark.usefixtures("offline"),
     pytest.mark.timeout(120),
     pytest.mark.filterwarnings(*fuzzing.ignored_warning_specs()),
 ]
@@ -45,20 +47,6 @@ FUZZ = settings(
 @pytest.fixture
 def account(services: Services) -> TestAccount:
     return make_account(services, credits=CREDITS, rate_limit=100_000)
-
-
-@pytest.fixture(autouse=True)
-def nothing_leaves_loopback(monkeypatch: pytest.MonkeyPatch, connections: list[str]) -> None:
-    async def no_fetching(url: str, **_kwargs: object) -> bytes:
-        raise InvalidParameter(
-            f"image_url could not be fetched: {url!r} (fetching is off in tests)"
-        )
-
-    async def no_delivery(*_args: object, **_kwargs: object) -> bool:
-        return False
-
-    monkeypatch.setattr("retouch.api.inputs.fetch_url", no_fetching)
-    monkeypatch.setattr("retouch.jobs.runner.deliver", no_delivery)
 
 
 def _balance(services: Services, account: TestAccount) -> int:

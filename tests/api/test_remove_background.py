@@ -389,17 +389,23 @@ def test_a_failure_after_the_result_is_recorded_never_charges_twice(
     assert balance(services, account) == 98  # charged once for the second key
 
 
+def in_s3(settings: Settings, seaweed: Seaweed, **overrides: str) -> Settings:
+    """``settings`` with results in a fresh bucket of the test SeaweedFS."""
+    return settings.model_copy(
+        update={
+            "results_url": f"s3://retouch-{uuid.uuid4().hex[:8]}/results",
+            "s3_endpoint_url": seaweed.endpoint_url,
+            **overrides,
+        }
+    )
+
+
 @pytest.mark.usefixtures("aws_env")
 def test_results_kept_in_s3_are_served_through_retouch(
     settings: Settings, engines: Engines, seaweed: Seaweed
 ) -> None:
-    in_s3 = settings.model_copy(
-        update={
-            "results_url": f"s3://retouch-{uuid.uuid4().hex[:8]}/results",
-            "s3_endpoint_url": seaweed.endpoint_url,
-        }
-    )
-    with app_with(in_s3, engines, MaskSegmenter(MASK)) as (http, services):
+    s3_settings = in_s3(settings, seaweed)
+    with app_with(s3_settings, engines, MaskSegmenter(MASK)) as (http, services):
         account = make_account(services)
         response = http.post(ENDPOINT, headers=account.headers, **upload(composite("flat")[0]))
         assert response.status_code == 200, response.text
@@ -407,7 +413,7 @@ def test_results_kept_in_s3_are_served_through_retouch(
         fetched = httpx.get(url)
         assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
         assert decode(fetched.content).size == (SIZE[1], SIZE[0])
-        assert not in_s3.results_dir.exists()  # nothing went to local disk
+        assert not s3_settings.results_dir.exists()  # nothing went to local disk
         real_clock = services.clock
         services.clock = lambda: real_clock() + timedelta(seconds=3601)
         assert httpx.get(url).status_code == 404
@@ -417,13 +423,7 @@ def test_results_kept_in_s3_are_served_through_retouch(
 def test_presigned_result_urls_download_from_the_bucket(
     settings: Settings, engines: Engines, seaweed: Seaweed
 ) -> None:
-    presigned = settings.model_copy(
-        update={
-            "results_url": f"s3://retouch-{uuid.uuid4().hex[:8]}/results",
-            "s3_endpoint_url": seaweed.endpoint_url,
-            "result_urls": "presigned",
-        }
-    )
+    presigned = in_s3(settings, seaweed, result_urls="presigned")
     with app_with(presigned, engines, MaskSegmenter(MASK)) as (http, services):
         account = make_account(services)
         response = http.post(ENDPOINT, headers=account.headers, **upload(composite("flat")[0]))

@@ -14,7 +14,6 @@ from hypothesis import settings as hypothesis_settings
 from retouch.app import create_app
 from retouch.app_state import Services
 from retouch.config import Settings
-from retouch.errors import InvalidParameter
 from tests.utils.factories import make_account
 from tests.utils.server import LiveServer
 
@@ -24,18 +23,7 @@ def api_key(services: Services) -> str:
     return make_account(services, credits=100_000, rate_limit=100_000).key
 
 
-@pytest.fixture(autouse=True)
-def nothing_leaves_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def no_fetching(url: str, **_kwargs: object) -> bytes:
-        raise InvalidParameter(
-            f"image_url could not be fetched: {url!r} (fetching is off in tests)"
-        )
-
-    async def no_delivery(*_args: object, **_kwargs: object) -> bool:
-        return False
-
-    monkeypatch.setattr("retouch.api.inputs.fetch_url", no_fetching)
-    monkeypatch.setattr("retouch.jobs.runner.deliver", no_delivery)
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 # The document needs no running app: it is what any app built from the code serves.
