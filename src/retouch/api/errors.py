@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from retouch.errors import RetouchError
+from retouch.errors import RetouchError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +73,8 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     # going away, SQLite's lock timeout. All are transient, so the client is told to retry.
     assert isinstance(exc, OperationalError)
     logger.error("database unavailable: %s", exc.orig)
-    return error_response(
-        503,
-        "service_unavailable",
-        "The database is unavailable; retry shortly",
-        {"Retry-After": "5"},
-    )
+    unavailable = ServiceUnavailable("The database is unavailable; retry shortly")
+    return await _retouch_error(_request, unavailable)
 
 
 def install_error_handlers(app: FastAPI) -> None:
