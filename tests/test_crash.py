@@ -5,6 +5,7 @@ and the ledger still equals the balances."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -20,7 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from retouch.billing import ledger
+from retouch.config import Settings
 from retouch.db.models import Account, Job, LedgerEntry, Reservation
+from retouch.jobs.webhooks import account_key, master_key, verify
 from tests.utils.db import empty_tables
 from tests.utils.images import composite, encode
 from tests.utils.people import garment_rgba, person_scene
@@ -262,3 +266,93 @@ def test_a_worker_killed_mid_job_is_retried_or_failed_and_refunded(
         )
     assert 100 - balance == completed
     assert "was interrupted; retrying" in api_log + log.read_text()
+
+
+class FlakyReceiver(BaseHTTPRequestHandler):
+    """A webhook receiver that asks for a retry half a minute away the first time, then takes
+    the delivery: a server killed in that half minute must not lose it."""
+
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        first = len(self.received) == 1
+        self.send_response(503 if first else 204)
+        if first:
+            self.send_header("Retry-After", "30")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        """Quiet: the test reads what arrived, not the access log."""
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    FlakyReceiver.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", FlakyReceiver.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_webhook_interrupted_by_a_crash_is_delivered_after_restart(
+    tmp_path: Path,
+    sqlite_url: str,
+    receiver: tuple[str, list[tuple[dict[str, str], bytes]]],
+) -> None:
+    url, received = receiver
+    master = "m" * 40
+    settings = {
+        "data_dir": str(tmp_path / "data"),
+        "database_url": sqlite_url,
+        "redis_prefix": uuid.uuid4().hex,
+        "webhook_secret": master,
+        "webhook_allow_networks": '["127.0.0.1/32"]',
+        "job_heartbeat_seconds": "0.5",
+        "sweep_interval_seconds": "1",
+    }
+    _, headers = create_account(settings, credits=10)
+    with serve(tmp_path / "first.log", **settings) as node:
+        response = httpx.post(
+            f"{node.url}/v1/try-on",
+            headers=headers,
+            files={
+                "person_image": ("p.png", encode(person_scene().rgb)),
+                "garment_image": ("g.png", encode(garment_rgba("tshirt"))),
+            },
+            data={"wait_for_result": "false", "preprocess_garment": "false", "webhook_url": url},
+            timeout=60,
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        # The first try is refused with Retry-After: 30; the server dies while it waits.
+        assert wait_until(lambda: len(received) == 1, 60, interval=0.05), node.output()
+        node.process.kill()
+
+    with serve(tmp_path / "second.log", **settings):
+        # The dead server's hold on the delivery lapses (three heartbeats) and the new one
+        # resumes it at its next sweep, long before the 30 s the first try was asked to wait.
+        assert wait_until(lambda: len(received) == 2, 20, interval=0.1)
+    (first, _), (again, body) = received
+    assert first["Retouch-Delivery"] == again["Retouch-Delivery"]
+    document = json.loads(body)
+    assert (document["job_id"], document["status"]) == (job_id, "completed")
+    key = account_key(master_key(Settings(webhook_secret=master)), account_id(sqlite_url))
+    assert verify(key, again["Retouch-Signature"], body, now=time.time())
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as connection:
+        status = connection.scalar(sa.select(Job.webhook_status).where(Job.id == job_id))
+    engine.dispose()
+    assert status == "delivered"
+
+
+def account_id(url: str) -> int:
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        found = connection.scalar(sa.select(Account.id).where(Account.name == "acme"))
+    engine.dispose()
+    assert found is not None
+    return found

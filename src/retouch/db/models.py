@@ -139,6 +139,7 @@ class Job(Base):
         CheckConstraint("status IN ('pending', 'running', 'completed', 'failed')", name="status"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_account_id", "account_id"),
+        Index("ix_jobs_webhook_status", "webhook_status"),
     )
 
     # Random and unguessable; also the job's request id in the ledger.
@@ -157,4 +158,13 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     # Refreshed by the process running the job: when it stops, the process is presumed dead.
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # The webhook outbox: a finished job with a webhook_url is "pending" until a delivery
+    # succeeds or gives up. Set in the same UPDATE that finishes the job, so no crash can lose
+    # it; the delivery id is the Retouch-Delivery header, the same on every try; a process
+    # delivering holds the lock, and renews it while it retries.
+    webhook_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    webhook_delivery_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    webhook_locked_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

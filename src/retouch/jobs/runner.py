@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import anyio
@@ -52,6 +53,10 @@ def job_error(exc: BaseException) -> tuple[str, str]:
     return "unexpected_error", "The job failed unexpectedly"
 
 
+def _hooked(job: JobView) -> bool:
+    return bool(job.params["options"].get("webhook_url"))
+
+
 class JobRunner:
     """Submits and runs jobs. With a Redis queue, submissions go onto it and this process runs
     jobs only when ``runs_jobs`` (a worker, or a serving process allowed to); without one, this
@@ -81,8 +86,10 @@ class JobRunner:
         self._heartbeat = settings.job_heartbeat_seconds
         self._tasks: set[asyncio.Task[None]] = set()
         # Jobs this process has scheduled and not yet finished with, so repeated database polls
-        # during a queue outage don't stack up tasks for the same job.
+        # during a queue outage don't stack up tasks for the same job; likewise for webhooks.
         self._scheduled: set[str] = set()
+        self._delivering: set[str] = set()
+        self._lease = timedelta(seconds=MISSED_HEARTBEATS * self._heartbeat)
 
     @property
     def reservation_ttl(self) -> timedelta:
@@ -183,6 +190,8 @@ class JobRunner:
             await self._fail(job, "job_expired", "The job waited too long to start and expired")
         for job in await run_in_threadpool(self.store.with_status, JobStatus.PENDING):
             await self.submit(job.id)
+        for job_id in await run_in_threadpool(self.store.due_webhooks):
+            self._spawn_delivery(job_id)
 
     async def cancel(self, job: JobView) -> bool:
         """Cancel a pending or running job; False when it had already finished."""
@@ -210,7 +219,9 @@ class JobRunner:
 
     async def _fail(self, job: JobView, code: str, message: str) -> bool:
         with anyio.CancelScope(shield=True):
-            if not await run_in_threadpool(self.store.fail, job.id, code=code, message=message):
+            if not await run_in_threadpool(
+                self.store.fail, job.id, code=code, message=message, webhook=_hooked(job)
+            ):
                 return False
             await run_in_threadpool(
                 self.services.ledger.release, account_id=job.account_id, request_id=job.id
@@ -220,25 +231,51 @@ class JobRunner:
 
     def _notify(self, job: JobView) -> None:
         """POST the final job document to the job's webhook, if it has one, in the background:
-        a slow receiver must not hold a job slot."""
-        url = job.params["options"].get("webhook_url")
-        if url:
-            self._spawn(self._deliver(job.id, url))
+        a slow receiver must not hold a job slot. The delivery is already in the outbox (the
+        job's final UPDATE put it there), so a crash or a stop only delays it."""
+        if _hooked(job):
+            self._spawn_delivery(job.id)
 
-    async def _deliver(self, job_id: str, url: str) -> None:
+    def _spawn_delivery(self, job_id: str) -> None:
+        if job_id in self._delivering:
+            return
+        self._delivering.add(job_id)
+        self._spawn(self._deliver(job_id))
+
+    async def _deliver(self, job_id: str) -> None:
+        try:
+            delivery_id = await run_in_threadpool(
+                self.store.claim_webhook, job_id, lease=self._lease
+            )
+            if delivery_id is None:
+                return  # delivered meanwhile, or another live process is delivering it
+            renew = partial(self.store.renew_webhook, job_id, lease=self._lease)
+            keep = asyncio.create_task(self._keep_alive(renew, f"the webhook of job {job_id}"))
+            try:
+                delivered = await self._send(job_id, delivery_id)
+            finally:
+                keep.cancel()
+            # Not shielded on purpose: a delivery cut short by a stop stays pending, and the
+            # next process to sweep resumes it once the lease lapses.
+            await run_in_threadpool(self.store.finish_webhook, job_id, delivered=delivered)
+        finally:
+            self._delivering.discard(job_id)
+
+    async def _send(self, job_id: str, delivery_id: str) -> bool:
         services = self.services
         settings = services.settings
         job = await run_in_threadpool(self.store.get, job_id)
         assert job is not None
         base = str(settings.public_base_url or f"http://{settings.host}:{settings.port}")
         document = job_document(job, result_url=lambda key: services.result_url(base, key))
-        await deliver(
-            url,
+        return await deliver(
+            job.params["options"]["webhook_url"],
             document,
             secret=account_key(services.webhook_master, job.account_id),
             allowed_networks=settings.webhook_allow_networks,
             attempts=settings.webhook_attempts,
             timeout=settings.webhook_timeout_seconds,
+            delivery_id=delivery_id,
         )
 
     async def _run(self, job_id: str) -> None:
@@ -253,7 +290,9 @@ class JobRunner:
             return  # another process (or schedule) took it, or it was cancelled
         job = await run_in_threadpool(self.store.get, job_id)
         assert job is not None
-        beat = asyncio.create_task(self._beat(job_id))
+        beat = asyncio.create_task(
+            self._keep_alive(partial(self.store.heartbeat, job_id), f"job {job_id}")
+        )
         try:
             try:
                 output = await asyncio.wait_for(self._execute(job), self._timeout)
@@ -269,16 +308,17 @@ class JobRunner:
         finally:
             beat.cancel()
 
-    async def _beat(self, job_id: str) -> None:
-        """Refresh the job's heartbeat while it runs, so other processes know it isn't orphaned."""
+    async def _keep_alive(self, refresh: Callable[[], bool], what: str) -> None:
+        """Call ``refresh`` every heartbeat until it returns False (the work ended), so other
+        processes know this one is alive and leave ``what`` to it."""
         while True:
             await asyncio.sleep(self._heartbeat)
             try:
-                if not await run_in_threadpool(self.store.heartbeat, job_id):
-                    return  # cancelled or finished meanwhile
+                if not await run_in_threadpool(refresh):
+                    return
             except Exception:
-                # A database blip: the next beat may land; three missed ones mean a retry.
-                logger.warning("could not record the heartbeat of job %s", job_id, exc_info=True)
+                # A database blip: the next beat may land; three missed ones mean a takeover.
+                logger.warning("could not record the heartbeat of %s", what, exc_info=True)
 
     async def _execute(self, job: JobView) -> Output:
         results = self.services.results
@@ -302,7 +342,9 @@ class JobRunner:
                 expires_at=services.clock()
                 + timedelta(seconds=services.settings.job_retention_seconds),
             )
-            if not await run_in_threadpool(self.store.complete, job.id, result_key=key):
+            if not await run_in_threadpool(
+                self.store.complete, job.id, result_key=key, webhook=_hooked(job)
+            ):
                 # The job was cancelled while it ran: the cancel refunded it (and notified),
                 # and the result is left for the sweeper.
                 return

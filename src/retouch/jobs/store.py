@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import enum
 import json
+import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from retouch.db.models import Job
@@ -55,6 +56,23 @@ def _view(row: Job) -> JobView:
         error_message=row.error_message,
         created_at=_aware(row.created_at),
         started_at=_aware(row.started_at) if row.started_at else None,
+    )
+
+
+WEBHOOK_PENDING = "pending"
+
+
+def _outbox(webhook: bool) -> dict[str, Any]:
+    """The values that put a finished job's webhook delivery in the outbox."""
+    if not webhook:
+        return {}
+    return {"webhook_status": WEBHOOK_PENDING, "webhook_delivery_id": str(uuid.uuid4())}
+
+
+def _webhook_due(now: datetime) -> tuple[Any, ...]:
+    return (
+        Job.webhook_status == WEBHOOK_PENDING,
+        or_(Job.webhook_locked_until.is_(None), Job.webhook_locked_until < now),
     )
 
 
@@ -117,14 +135,18 @@ class JobStore:
         """Say that the process running the job is alive; False once the job left running."""
         return self._transition(job_id, (JobStatus.RUNNING,), heartbeat_at=datetime.now(UTC))
 
-    def complete(self, job_id: str, *, result_key: str) -> bool:
-        """running -> completed; False when the job was cancelled or failed meanwhile."""
+    def complete(self, job_id: str, *, result_key: str, webhook: bool = False) -> bool:
+        """running -> completed; False when the job was cancelled or failed meanwhile.
+
+        ``webhook`` puts the job's webhook delivery in the outbox in the same UPDATE.
+        """
         return self._transition(
             job_id,
             (JobStatus.RUNNING,),
             status=JobStatus.COMPLETED,
             result_key=result_key,
             finished_at=datetime.now(UTC),
+            **_outbox(webhook),
         )
 
     def fail(
@@ -134,6 +156,7 @@ class JobStore:
         code: str,
         message: str,
         sources: tuple[JobStatus, ...] = (JobStatus.PENDING, JobStatus.RUNNING),
+        webhook: bool = False,
     ) -> bool:
         """Fail a job that hasn't finished; False when it already had."""
         return self._transition(
@@ -143,11 +166,54 @@ class JobStore:
             error_code=code,
             error_message=message,
             finished_at=datetime.now(UTC),
+            **_outbox(webhook),
         )
 
     def requeue(self, job_id: str) -> bool:
         """running -> pending, for a job whose process died."""
         return self._transition(job_id, (JobStatus.RUNNING,), status=JobStatus.PENDING)
+
+    def claim_webhook(self, job_id: str, *, lease: timedelta) -> str | None:
+        """Take the job's pending webhook delivery for ``lease``; its delivery id, or None when
+        it is delivered, given up, or held by a live process."""
+        now = datetime.now(UTC)
+        with self._sessions.begin() as session:
+            claimed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, *_webhook_due(now))
+                .values(webhook_locked_until=now + lease)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return session.scalar(select(Job.webhook_delivery_id).where(Job.id == job_id))
+
+    def renew_webhook(self, job_id: str, *, lease: timedelta) -> bool:
+        """Hold the delivery for another ``lease`` while it is retried; False once it ended."""
+        with self._sessions.begin() as session:
+            renewed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.webhook_status == WEBHOOK_PENDING)
+                .values(webhook_locked_until=datetime.now(UTC) + lease)
+            )
+            return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
+
+    def finish_webhook(self, job_id: str, *, delivered: bool) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.webhook_status == WEBHOOK_PENDING)
+                .values(
+                    webhook_status="delivered" if delivered else "failed",
+                    webhook_locked_until=None,
+                )
+            )
+
+    def due_webhooks(self) -> list[str]:
+        """Jobs whose webhook is pending and held by no live process (never tried, or its
+        process died mid-delivery)."""
+        query = select(Job.id).where(*_webhook_due(datetime.now(UTC)))
+        with self._sessions() as session:
+            return list(session.scalars(query))
 
     def with_status(
         self, status: JobStatus, *, created_before: datetime | None = None

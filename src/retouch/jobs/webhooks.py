@@ -95,11 +95,14 @@ async def deliver(
     timeout: float = 10,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     backoff_base: float = 1.0,
+    delivery_id: str | None = None,
 ) -> bool:
     """POST ``document`` to ``url``, retrying transient failures; True once a 2xx came back.
 
     Never raises for a failed delivery: the job has already finished, so a warning is all that is
-    left to do. ``sleep`` is injectable so tests need not wait out the backoff.
+    left to do. ``delivery_id`` (default: a new one) is the ``Retouch-Delivery`` header, so a
+    delivery resumed after a crash carries the id its first tries did. ``sleep`` is injectable
+    so tests need not wait out the backoff.
     """
     job = document.get("job_id")
     try:
@@ -111,7 +114,7 @@ async def deliver(
     headers = {
         "Content-Type": "application/json",
         "Retouch-Event": f"job.{document['status']}",
-        "Retouch-Delivery": str(uuid.uuid4()),
+        "Retouch-Delivery": delivery_id or str(uuid.uuid4()),
     }
     # Log the host only: webhook URLs often carry a token in their path or query.
     where = f"job {job} webhook to {httpx.URL(url).host}"
