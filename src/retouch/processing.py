@@ -17,7 +17,14 @@ from retouch.api.schemas import (
 from retouch.app_state import Engines
 from retouch.config import Settings
 from retouch.errors import ResolutionTooHigh
-from retouch.ops.codec import DecodedImage, ImageLimits, decode_image, encode_jpeg, encode_png
+from retouch.ops.codec import (
+    DecodedImage,
+    ImageLimits,
+    decode_image,
+    encode_jpeg,
+    encode_png,
+    probe_image,
+)
 from retouch.ops.generate_background import Placement, SceneRequest
 from retouch.ops.generate_background import generate_background as generate_background_op
 from retouch.ops.outpaint import MIN_SIDE
@@ -31,13 +38,21 @@ def decode_input(
     settings: Settings, data: bytes, *, min_side: int | None = None, max_side: int | None = None
 ) -> DecodedImage:
     """Decode an input image under the configured limits, tightened for endpoints that need it."""
-    return decode_image(
-        data,
-        ImageLimits(
-            max_bytes=settings.image_max_bytes,
-            min_side=max(settings.image_min_side, min_side or 0),
-            max_side=min(settings.image_max_side, max_side or settings.image_max_side),
-        ),
+    return decode_image(data, _limits(settings, min_side=min_side, max_side=max_side))
+
+
+def probe_input(settings: Settings, data: bytes) -> None:
+    """Refuse an input that the configured limits refuse anyway, from its header alone."""
+    probe_image(data, _limits(settings))
+
+
+def _limits(
+    settings: Settings, *, min_side: int | None = None, max_side: int | None = None
+) -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.image_max_bytes,
+        min_side=max(settings.image_min_side, min_side or 0),
+        max_side=min(settings.image_max_side, max_side or settings.image_max_side),
     )
 
 

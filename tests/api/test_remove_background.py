@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -328,6 +329,31 @@ def test_retry_while_the_first_is_running_gets_409(settings: Settings, engines: 
             assert first.result().status_code == 200
         assert second.status_code == 409
         assert second.json()["error_code"] == "idempotency_key_in_use"
+        assert balance(services, account) == 4
+
+
+def test_a_bad_upload_is_refused_at_once_while_the_pool_is_busy(
+    settings: Settings, engines: Engines
+) -> None:
+    release = threading.Event()
+    segmenter = MaskSegmenter(MASK, hold=release)
+    one_thread = settings.model_copy(update={"worker_threads": 1})
+    with app_with(one_thread, engines, segmenter) as (http, services):
+        account = make_account(services, credits=5)
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(
+                http.post, ENDPOINT, headers=account.headers, **upload(composite("flat")[0])
+            )
+            assert segmenter.started.wait(10)
+            # The only CPU thread is taken: a header check still answers without waiting.
+            started = time.monotonic()
+            junk = http.post(
+                ENDPOINT, headers=account.headers, files={"image": ("a.png", b"not an image")}
+            )
+            answered = time.monotonic() - started
+            release.set()
+            assert busy.result().status_code == 200
+        assert junk.json()["error_code"] == "malformed_image" and answered < 5
         assert balance(services, account) == 4
 
 

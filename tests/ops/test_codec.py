@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageFile, PngImagePlugin, WebPImagePlugin
 
 from retouch.errors import (
     FileSizeTooLarge,
@@ -19,7 +19,7 @@ from retouch.errors import (
     ResolutionTooHigh,
     UnsupportedImageFormat,
 )
-from retouch.ops.codec import ImageLimits, decode_image, encode_jpeg, encode_png
+from retouch.ops.codec import ImageLimits, decode_image, encode_jpeg, encode_png, probe_image
 
 LIMITS = ImageLimits()
 RED = (255, 0, 0)
@@ -127,6 +127,39 @@ def test_refuses_oversized_images_from_the_header_alone(
     with pytest.raises(ResolutionTooHigh, match=f"^Image is {size[0]}x{size[1]} px; the largest"):
         decode_image(_png_header_only(*size), LIMITS)
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"no image at all", MalformedImage),
+        (_encode(Image.new("RGB", (80, 80)), "GIF"), UnsupportedImageFormat),
+        (_png_header_only(7000, 10), ResolutionTooHigh),
+        (_png_header_only(50, 200), InvalidParameter),
+        (bytes(LIMITS.max_bytes + 1), FileSizeTooLarge),
+    ],
+)
+def test_probe_refuses_what_decoding_would_without_decoding(
+    data: bytes, error: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_load(self: Image.Image) -> None:
+        pytest.fail("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_load)
+    with pytest.raises(error):
+        probe_image(data, LIMITS)
+    with pytest.raises(error):
+        decode_image(data, LIMITS)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_probe_passes_a_good_image_from_its_header(
+    fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _encode(Image.fromarray(_gradient()), fmt)
+    for opener in (ImageFile.ImageFile, WebPImagePlugin.WebPImageFile):
+        monkeypatch.setattr(opener, "load", lambda self: pytest.fail("pixels were decoded"))
+    probe_image(data, LIMITS)
 
 
 def test_refuses_images_below_the_minimum_side() -> None:

@@ -89,8 +89,29 @@ class DecodedImage:
         return bool(self.pixels.shape[2] == 4)
 
 
+def probe_image(data: bytes, limits: ImageLimits) -> None:
+    """Everything ``decode_image`` checks before it touches a pixel: size, format, header and
+    dimensions. Cheap (the header only), so callers can refuse a bad upload before it waits
+    for a turn at the CPU."""
+    _open_header(data, limits)[1].close()
+
+
 def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     """Decode a JPEG, PNG or WebP upload, raising the API's image errors for anything else."""
+    fmt, image = _open_header(data, limits)
+    with image:
+        try:
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)
+            pixels = _to_rgb_or_rgba(image)
+        except _DECODE_ERRORS as exc:
+            raise MalformedImage(f"The {_LABELS[fmt]} image data is corrupt or truncated") from exc
+    return DecodedImage(pixels=pixels, format=fmt)
+
+
+def _open_header(data: bytes, limits: ImageLimits) -> tuple[str, ImageFile.ImageFile]:
+    """The upload's format, and the upload opened (header parsed, no pixels decoded) within
+    ``limits``."""
     if len(data) > limits.max_bytes:
         raise FileSizeTooLarge(
             f"The image is {_describe_size(len(data))}; "
@@ -105,17 +126,14 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
         image = _OPENERS[fmt](io.BytesIO(data))
     except _DECODE_ERRORS as exc:
         raise MalformedImage(f"The {_LABELS[fmt]} header is corrupt or truncated") from exc
-    with image:
-        # Both limits apply to either side, so the EXIF rotation applied below cannot change the
-        # verdict; checking before load() keeps a bomb's pixels from ever being allocated.
+    try:
+        # Both limits apply to either side, so the EXIF rotation applied on decoding cannot
+        # change the verdict; checking before load() keeps a bomb's pixels from being allocated.
         _check_dimensions(*image.size, limits)
-        try:
-            image.load()
-            ImageOps.exif_transpose(image, in_place=True)
-            pixels = _to_rgb_or_rgba(image)
-        except _DECODE_ERRORS as exc:
-            raise MalformedImage(f"The {_LABELS[fmt]} image data is corrupt or truncated") from exc
-    return DecodedImage(pixels=pixels, format=fmt)
+    except BaseException:
+        image.close()
+        raise
+    return fmt, image
 
 
 def encode_png(pixels: Pixels) -> bytes:
