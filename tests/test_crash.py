@@ -6,13 +6,10 @@ and the ledger still equals the balances."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,7 +25,7 @@ from retouch.jobs.webhooks import account_key, master_key, verify
 from tests.utils.db import empty_tables
 from tests.utils.images import composite, encode
 from tests.utils.people import garment_rgba, person_scene
-from tests.utils.processes import retouch_env, run_cli, serve
+from tests.utils.processes import run_cli, serve, worker
 
 pytestmark = pytest.mark.slow
 
@@ -140,23 +137,6 @@ def test_a_server_killed_mid_request_loses_no_credit(
     with db.connect() as connection:
         kinds = list(connection.scalars(sa.select(LedgerEntry.kind).order_by(LedgerEntry.id)))
     assert kinds == ["grant", "charge", "refund", "charge"]
-
-
-@contextmanager
-def worker(log: Path, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("a") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "retouch", "worker"],
-            env=retouch_env(**settings),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def job_row(db: sa.Engine, job_id: str) -> tuple[str, int, str | None]:

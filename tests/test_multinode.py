@@ -3,8 +3,6 @@ bucket, and nothing on disk: what a client does on one node holds on the other."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.utils.db import empty_tables
 from tests.utils.images import composite, encode
 from tests.utils.people import garment_rgba, person_scene
-from tests.utils.processes import retouch_env, run_cli, serve
+from tests.utils.processes import run_cli, serve, worker
 from tests.utils.seaweed import Seaweed
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
@@ -108,14 +106,7 @@ def test_two_nodes_share_results_limits_credits_idempotency_and_jobs(
         assert codes.count(200) == 5 and codes[5:] == [429] * 3
 
         # A job submitted on A is run by a separate worker and read on B.
-        worker_log = (tmp_path / "worker.log").open("w")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "retouch", "worker"],
-            env=retouch_env(data_dir=str(tmp_path / "w"), **shared),
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
+        with worker(tmp_path / "worker.log", data_dir=str(tmp_path / "w"), **shared):
             submitted = httpx.post(
                 f"{node_a.url}/v1/try-on",
                 headers=busy,
@@ -137,10 +128,6 @@ def test_two_nodes_share_results_limits_credits_idempotency_and_jobs(
             assert document["status"] == "completed", document
             result = urlsplit(document["result_url"])
             assert httpx.get(f"{node_a.url}{result.path}?{result.query}").status_code == 200
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
-            worker_log.close()
 
 
 def worker_processes(parent: int) -> list[int]:

@@ -9,8 +9,6 @@ without restarting Retouch.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,7 +29,7 @@ from tests.utils.db import empty_tables
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import composite, encode
 from tests.utils.people import garment_rgba, person_scene
-from tests.utils.processes import retouch_env
+from tests.utils.processes import worker
 from tests.utils.proxy import TcpProxy
 from tests.utils.seaweed import Seaweed
 from tests.utils.server import LiveServer
@@ -241,16 +239,9 @@ def test_a_worker_rides_out_a_redis_outage(
     with (
         running(settings, engines) as (services, live),
         httpx.Client(base_url=live.url, timeout=60) as http,
-        log_path.open("w") as log,
     ):
         account = make_account(services, credits=5)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "retouch", "worker"],
-            env=retouch_env(**shared),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
+        with worker(log_path, **shared):
             proxy.refuse()
             during = submit_try_on(http, account)
             assert wait_for_job(http, account, during)["status"] == "completed", (
@@ -259,9 +250,6 @@ def test_a_worker_rides_out_a_redis_outage(
             proxy.restore()
             after = submit_try_on(http, account)
             assert wait_for_job(http, account, after)["status"] == "completed", log_path.read_text()
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
         assert balance(services, account) == 3
     output = log_path.read_text()
     assert "job queue unavailable; polling the database" in output

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +11,7 @@ import pytest
 
 from tests.utils.images import encode
 from tests.utils.people import garment_rgba, person_scene
-from tests.utils.processes import retouch_env, run_cli, serve
+from tests.utils.processes import run_cli, serve, worker
 
 
 def submit(url: str, key: str) -> str:
@@ -67,23 +65,14 @@ def test_jobs_submitted_to_an_api_node_are_run_by_a_worker(
         time.sleep(1.5)
         assert status(api.url, key, job_id) == "pending"
 
-        log = (tmp_path / "worker.log").open("w")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "retouch", "worker"],
-            env=retouch_env(**settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
+        with worker(tmp_path / "worker.log", **settings) as process:
             assert wait_until(lambda: status(api.url, key, job_id) == "completed", 60), (
                 tmp_path / "worker.log"
             ).read_text()
             second = submit(api.url, key)
             assert wait_until(lambda: status(api.url, key, second) == "completed", 30)
-        finally:
-            worker.terminate()
-            assert worker.wait(timeout=20) == 0
-            log.close()
+        # Stopped with SIGTERM, it shuts down cleanly.
+        assert process.returncode == 0
         credits = httpx.get(f"{api.url}/v1/credits", headers={"X-API-KEY": key}).json()
         assert credits == {"credits_remaining": "3"}
     assert "worker stopped" in (tmp_path / "worker.log").read_text()

@@ -37,6 +37,25 @@ def run_cli(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@contextmanager
+def worker(log: Path, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``retouch worker``, its output appended to ``log``; stopped with SIGTERM afterwards
+    unless it has already ended (a test may kill it)."""
+    with log.open("a") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "retouch", "worker"],
+            env=retouch_env(**settings),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @dataclass
 class ServeProcess:
     url: str
