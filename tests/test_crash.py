@@ -65,16 +65,22 @@ def create_account(settings: dict[str, str], credits: int) -> tuple[str, dict[st
     return "acme", {"X-API-KEY": key}
 
 
+def account_id(db: sa.Engine) -> int:
+    """The id of the account ``create_account`` made."""
+    with db.connect() as connection:
+        found = connection.scalar(sa.select(Account.id).where(Account.name == "acme"))
+    assert found is not None
+    return found
+
+
 def books(db: sa.Engine) -> tuple[int, int]:
     """The account's balance and the sum of its ledger, which must always agree."""
-    with db.connect() as connection:
-        account_id = connection.scalar(sa.select(Account.id).where(Account.name == "acme"))
-        assert account_id is not None
-        with Session(connection) as session:
-            return (
-                ledger.balance(session, account_id=account_id),
-                ledger.ledger_sum(session, account_id=account_id),
-            )
+    acme = account_id(db)
+    with Session(db) as session:
+        return (
+            ledger.balance(session, account_id=acme),
+            ledger.ledger_sum(session, account_id=acme),
+        )
 
 
 def reservation_statuses(db: sa.Engine) -> list[str]:
@@ -320,19 +326,12 @@ def test_a_webhook_interrupted_by_a_crash_is_delivered_after_restart(
     assert first["Retouch-Delivery"] == again["Retouch-Delivery"]
     document = json.loads(body)
     assert (document["job_id"], document["status"]) == (job_id, "completed")
-    key = account_key(master_key(Settings(webhook_secret=master)), account_id(sqlite_url))
+    db = sa.create_engine(sqlite_url)
+    try:
+        key = account_key(master_key(Settings(webhook_secret=master)), account_id(db))
+        with db.connect() as connection:
+            status = connection.scalar(sa.select(Job.webhook_status).where(Job.id == job_id))
+    finally:
+        db.dispose()
     assert verify(key, again["Retouch-Signature"], body, now=time.time())
-    engine = sa.create_engine(sqlite_url)
-    with engine.connect() as connection:
-        status = connection.scalar(sa.select(Job.webhook_status).where(Job.id == job_id))
-    engine.dispose()
     assert status == "delivered"
-
-
-def account_id(url: str) -> int:
-    engine = sa.create_engine(url)
-    with engine.connect() as connection:
-        found = connection.scalar(sa.select(Account.id).where(Account.name == "acme"))
-    engine.dispose()
-    assert found is not None
-    return found
