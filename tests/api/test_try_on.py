@@ -341,6 +341,32 @@ def test_bad_submissions_are_400_and_free(
     assert balance(services, account) == 10
 
 
+def test_a_bad_submission_is_refused_at_once_while_the_pool_is_busy(
+    settings: Settings, engines: Engines
+) -> None:
+    hold = threading.Event()
+    engine = ScriptedTryOn(hold=hold)
+    with app_with(settings, engines, engine, worker_threads=1) as (http, services):
+        account = make_account(services, credits=10)
+        job_id = submit(http, account, wait_for_result="false").json()["job_id"]
+        assert engine.started.wait(10)
+        # The job holds the only CPU thread: a header check still answers without waiting.
+        started = time.monotonic()
+        junk = http.post(
+            "/v1/try-on",
+            headers=account.headers,
+            files={
+                "person_image": ("person.png", b"not an image"),
+                "garment_image": ("garment.png", encode(GARMENT_RGBA)),
+            },
+        )
+        answered = time.monotonic() - started
+        hold.set()
+        assert wait_for(http, account, job_id, "completed")["status"] == "completed"
+        assert junk.json()["error_code"] == "malformed_image" and answered < 5
+        assert balance(services, account) == 9
+
+
 def test_garment_extraction_costs_five_more(settings: Settings, engines: Engines) -> None:
     with app_with(settings, engines, ScriptedTryOn()) as (http, services):
         account = make_account(services, credits=10)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
@@ -26,6 +27,7 @@ from retouch.errors import (
     UnsupportedContentType,
 )
 from retouch.fetch import fetch_url
+from retouch.processing import probe_input
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -140,15 +142,21 @@ def _form_value(name: str, value: str) -> Any:
 
 
 async def load_image(services: Services, source: ImageSource) -> bytes:
-    """The bytes of an input image: uploaded, or fetched under the SSRF and size guards."""
-    if source.data is not None:
-        return source.data
-    assert source.url is not None
+    """The bytes of an input image, uploaded or fetched under the SSRF and size guards, checked
+    from the header against the configured limits. The check runs in the I/O threadpool, not
+    the CPU pool: an upload that is no image, or too large, is refused at once rather than after
+    every image queued ahead of it."""
     settings = services.settings
-    return await fetch_url(
-        source.url,
-        max_bytes=settings.image_max_bytes,
-        allowed_networks=settings.fetch_allow_networks,
-        total_timeout=settings.fetch_timeout_seconds,
-        field=source.field,
-    )
+    if source.data is not None:
+        data = source.data
+    else:
+        assert source.url is not None
+        data = await fetch_url(
+            source.url,
+            max_bytes=settings.image_max_bytes,
+            allowed_networks=settings.fetch_allow_networks,
+            total_timeout=settings.fetch_timeout_seconds,
+            field=source.field,
+        )
+    await run_in_threadpool(probe_input, settings, data)
+    return data

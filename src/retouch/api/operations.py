@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from retouch.api.deps import Caller
@@ -15,7 +14,6 @@ from retouch.api.outputs import render, wants_image
 from retouch.app_state import Services
 from retouch.billing.idempotency import fingerprint
 from retouch.pipeline import Output, PaidRequest, run_paid
-from retouch.processing import probe_input
 
 
 async def run_image_operation(
@@ -53,10 +51,6 @@ async def run_image_operation(
 
     async def work() -> Output:
         inputs = {name: await load_image(services, source) for name, source in sources.items()}
-        for data in inputs.values():
-            # The header only, outside the CPU pool: an upload that is no image, or too large,
-            # is refused at once rather than after every image queued ahead of it.
-            await run_in_threadpool(probe_input, services.settings, data)
         return await services.executor.run(timed, inputs)
 
     delivery = await run_paid(services, paid, work)
