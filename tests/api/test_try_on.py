@@ -26,6 +26,7 @@ from retouch.billing import ledger
 from retouch.config import Settings
 from retouch.db.models import Job
 from retouch.errors import UnknownForeground
+from retouch.jobs.store import JobStore
 from retouch.jobs.webhooks import account_key, verify
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import decode, encode, iou
@@ -239,6 +240,41 @@ def test_a_job_over_its_time_limit_fails_with_request_timeout(
         hold.set()
         assert document["error"]["error_code"] == "request_timeout"
         assert balance(services, account) == 10
+
+
+def test_a_heartbeat_the_database_misses_does_not_stop_the_job(
+    settings: Settings, engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_heartbeat = JobStore.heartbeat
+    beats: list[str] = []
+
+    def flaky_heartbeat(store: JobStore, job_id: str) -> bool:
+        beats.append(job_id)
+        if len(beats) <= 2:  # fewer misses than make another process take the job over
+            raise sa.exc.OperationalError("UPDATE jobs", {}, Exception("connection reset"))
+        return real_heartbeat(store, job_id)
+
+    monkeypatch.setattr(JobStore, "heartbeat", flaky_heartbeat)
+    hold = threading.Event()
+    with app_with(settings, engines, ScriptedTryOn(hold=hold), job_heartbeat_seconds=0.05) as (
+        http,
+        services,
+    ):
+        account = make_account(services, credits=10)
+        job_id = submit(http, account, wait_for_result="false").json()["job_id"]
+        deadline = time.monotonic() + 10
+        while len(beats) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hold.set()
+        assert wait_for(http, account, job_id, "completed")["status"] == "completed"
+        assert len(beats) >= 4  # it kept beating after the failures
+        with services.sessions() as session:
+            row = session.get(Job, job_id)
+            assert row is not None and row.attempts == 1
+            # A beat after the failed ones landed: the job was seen alive past its claim.
+            assert row.heartbeat_at is not None and row.started_at is not None
+            assert row.heartbeat_at > row.started_at
+        assert balance(services, account) == 9
 
 
 def _orphan(
