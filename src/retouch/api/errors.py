@@ -68,13 +68,13 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "invalid_parameter", f"{field}: {first.get('msg', 'invalid')}")
 
 
-async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # OperationalError is the DBAPI's "not your fault" class: refused connections, a server
     # going away, SQLite's lock timeout. All are transient, so the client is told to retry.
     assert isinstance(exc, OperationalError)
     logger.error("database unavailable: %s", exc.orig)
     unavailable = ServiceUnavailable("The database is unavailable; retry shortly")
-    return await _retouch_error(_request, unavailable)
+    return await _retouch_error(request, unavailable)
 
 
 def install_error_handlers(app: FastAPI) -> None:
