@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,7 @@ def test_liveness_and_readiness(client: httpx.Client) -> None:
     }
 
 
-@pytest.mark.parametrize("broken", ["database", "redis"])
+@pytest.mark.parametrize("broken", ["database", "redis", "storage"])
 def test_readiness_reports_what_is_down(
     tmp_path: Path, engines: Engines, redis_url: str, broken: str
 ) -> None:
@@ -42,6 +43,9 @@ def test_readiness_reports_what_is_down(
         redis_url="redis://127.0.0.1:1/0" if broken == "redis" else redis_url,
     )
     services = Services.create(settings, engines=engines)
+    if broken == "storage":
+        # The results volume went away under a running node.
+        shutil.rmtree(settings.results_dir)
     try:
         with LiveServer.start(create_app(settings, services)) as live:
             response = httpx.get(f"{live.url}/readyz", timeout=30)
@@ -50,9 +54,12 @@ def test_readiness_reports_what_is_down(
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
-    assert body["checks"][broken] is False
-    other = "redis" if broken == "database" else "database"
-    assert body["checks"][other] is True
+    assert body["checks"] == {
+        "database": broken != "database",
+        "redis": broken != "redis",
+        "storage": broken != "storage",
+        "models": True,
+    }
 
 
 def test_metrics_count_requests_credits_and_work(client: httpx.Client, services: Services) -> None:
