@@ -89,10 +89,10 @@ def redis_proxy(redis_url: str) -> Iterator[tuple[TcpProxy, str]]:
 
 
 def test_postgresql_outage_is_a_prompt_503_and_heals_without_restart(
-    tmp_path: Path, postgres_proxy: tuple[TcpProxy, str], engines: Engines
+    settings: Settings, postgres_proxy: tuple[TcpProxy, str], engines: Engines
 ) -> None:
     proxy, url = postgres_proxy
-    settings = Settings(data_dir=tmp_path, database_url=url, redis_prefix=uuid.uuid4().hex)
+    settings = settings.model_copy(update={"database_url": url})
     with (
         running(settings, engines) as (services, live),
         httpx.Client(base_url=live.url, timeout=60) as http,
@@ -123,20 +123,10 @@ def test_postgresql_outage_is_a_prompt_503_and_heals_without_restart(
 
 @pytest.mark.parametrize("fail_open", [True, False])
 def test_redis_outage_fails_the_rate_limit_open_or_closed_then_heals(
-    tmp_path: Path,
-    sqlite_url: str,
-    redis_proxy: tuple[TcpProxy, str],
-    engines: Engines,
-    fail_open: bool,
+    settings: Settings, redis_proxy: tuple[TcpProxy, str], engines: Engines, fail_open: bool
 ) -> None:
     proxy, url = redis_proxy
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=sqlite_url,
-        redis_url=url,
-        redis_prefix=uuid.uuid4().hex,
-        rate_limit_fail_open=fail_open,
-    )
+    settings = settings.model_copy(update={"redis_url": url, "rate_limit_fail_open": fail_open})
     with (
         running(settings, engines) as (services, live),
         httpx.Client(base_url=live.url, timeout=60) as http,
@@ -172,16 +162,11 @@ def test_redis_outage_fails_the_rate_limit_open_or_closed_then_heals(
 
 
 def test_try_on_submitted_while_redis_is_down_still_runs(
-    tmp_path: Path, sqlite_url: str, redis_proxy: tuple[TcpProxy, str], engines: Engines
+    settings: Settings, redis_proxy: tuple[TcpProxy, str], engines: Engines
 ) -> None:
     """A serving process that runs jobs keeps taking them when the queue is unreachable."""
     proxy, url = redis_proxy
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=sqlite_url,
-        redis_url=url,
-        redis_prefix=uuid.uuid4().hex,
-    )
+    settings = settings.model_copy(update={"redis_url": url})
     with (
         running(settings, engines) as (services, live),
         httpx.Client(base_url=live.url, timeout=60) as http,
@@ -258,16 +243,15 @@ def test_a_worker_rides_out_a_redis_outage(
 
 @pytest.mark.usefixtures("aws_env")
 def test_s3_outage_fails_requests_cleanly_and_charges_nothing(
-    tmp_path: Path, sqlite_url: str, seaweed: Seaweed, engines: Engines
+    settings: Settings, seaweed: Seaweed, engines: Engines
 ) -> None:
     s3 = urlsplit(seaweed.endpoint_url)
     with TcpProxy.running(s3.hostname or "127.0.0.1", s3.port or 80) as proxy:
-        settings = Settings(
-            data_dir=tmp_path,
-            database_url=sqlite_url,
-            results_url=f"s3://outage-{uuid.uuid4().hex[:8]}/results",
-            s3_endpoint_url=f"http://127.0.0.1:{proxy.port}",
-            redis_prefix=uuid.uuid4().hex,
+        settings = settings.model_copy(
+            update={
+                "results_url": f"s3://outage-{uuid.uuid4().hex[:8]}/results",
+                "s3_endpoint_url": f"http://127.0.0.1:{proxy.port}",
+            }
         )
         with (
             running(settings, engines) as (services, live),
