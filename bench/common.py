@@ -540,6 +540,18 @@ def call(client: httpx.Client, server: Server, case: HttpCase) -> None:
     case.check(response)
 
 
+def run_clients(threads: Sequence[threading.Thread], *, give_up: float = math.inf) -> int:
+    """Start the load's client threads and wait for them, until ``give_up`` (a monotonic time)
+    at the latest; how many are still running then. Joined in short slices, so Ctrl-C and the
+    watchdog reach the main thread promptly."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive() and time.monotonic() < give_up:
+            thread.join(timeout=0.5)
+    return sum(thread.is_alive() for thread in threads)
+
+
 def load(
     server: Server,
     case: HttpCase,
@@ -585,13 +597,7 @@ def load(
 
     sampler.reset_peak()
     cpu_before = sampler.tree_cpu()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        # Joined with a timeout so Ctrl-C and the watchdog reach the main thread promptly.
-        while thread.is_alive():
-            thread.join(timeout=0.5)
+    run_clients([threading.Thread(target=worker, daemon=True) for _ in range(clients)])
     run.wall = finished - start
     run.peak_rss = sampler.peak
     run.cpu_seconds = sampler.tree_cpu() - cpu_before

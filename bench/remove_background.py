@@ -70,6 +70,7 @@ from common import (
     multipart,
     parse_env,
     retouch_command,
+    run_clients,
     stop_process_group,
 )
 from PIL import Image
@@ -287,14 +288,8 @@ def load(
 
     sampler.reset_peak()
     cpu_before = sampler.tree_cpu()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
     try:
-        for thread in threads:
-            # Joined with a timeout so Ctrl-C reaches the main thread promptly.
-            while thread.is_alive():
-                thread.join(timeout=0.5)
+        run_clients([threading.Thread(target=worker, daemon=True) for _ in range(clients)])
     finally:
         stop.set()
     run.wall = finished - start

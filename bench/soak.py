@@ -105,6 +105,7 @@ from common import (
     parse_env,
     retouch_command,
     retouch_server,
+    run_clients,
 )
 from PIL import Image
 from product_shots import product_shot
@@ -557,18 +558,12 @@ def run_phase(
         finally:
             client.close()
 
-    threads = [
-        threading.Thread(target=worker, args=(i,), daemon=True) for i in range(phase.clients)
-    ]
-    for thread in threads:
-        thread.start()
-    # An operation is at most three requests (two of them concurrent), each within the timeout.
-    give_up = phase.stop_at + 2 * timeout + 30
-    for thread in threads:
-        # Joined with a timeout so Ctrl-C and the watchdog reach the main thread promptly.
-        while thread.is_alive() and time.monotonic() < give_up:
-            thread.join(timeout=0.5)
-    phase.stuck_clients = sum(t.is_alive() for t in threads)
+    phase.stuck_clients = run_clients(
+        [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(phase.clients)],
+        # An operation is at most three requests (two of them concurrent), each within the
+        # timeout.
+        give_up=phase.stop_at + 2 * timeout + 30,
+    )
     with lock:
         phase.outcomes = list(phase.outcomes)
         ends = [o.began + o.latency for o in phase.outcomes]
