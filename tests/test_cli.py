@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.utils.processes import run_cli, serve
+from tests.utils.processes import run_cli, serve, worker
 
 KEY = re.compile(r"sk_[A-Za-z0-9_-]{43}")
 
@@ -96,3 +96,30 @@ def test_json_logs_carry_request_and_account_but_never_the_key(tmp_path: Path) -
     assert (ours["method"], ours["path"], ours["status"]) == ("GET", "/v1/credits", 200)
     assert ours["duration_ms"] >= 0 and ours["level"] == "INFO"
     assert any(line["status"] == 401 and line["account_id"] is None for line in access)
+
+
+def test_a_misspelt_setting_is_named_at_start_with_the_real_one(tmp_path: Path) -> None:
+    config = tmp_path / "retouch.toml"
+    config.write_text("starter_credit = 5\n")
+    settings = {
+        "data_dir": str(tmp_path / "data"),
+        "config_file": str(config),
+        "allow_private_urls": "true",
+    }
+    expected = [
+        "RETOUCH_ALLOW_PRIVATE_URLS is not a Retouch setting and is ignored; did you mean "
+        "RETOUCH_FETCH_ALLOW_NETWORKS or RETOUCH_WEBHOOK_ALLOW_NETWORKS?",
+        f"{config}: key 'starter_credit' is not a Retouch setting and is ignored; did you mean "
+        "starter_credits?",
+    ]
+    with serve(tmp_path / "serve.log", **settings) as node:
+        output = node.output()
+    for message in expected:
+        assert message in output
+    log = tmp_path / "worker.log"
+    with worker(log, **settings):
+        deadline = time.monotonic() + 30
+        while expected[-1] not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for message in expected:
+        assert message in log.read_text()

@@ -20,7 +20,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from retouch.billing import accounts, keys, ledger
-from retouch.config import Settings
+from retouch.config import Settings, log_unknown_settings
 from retouch.db import migrate
 from retouch.db.engine import create_db_engine, create_session_factory
 from retouch.errors import RetouchError
@@ -67,6 +67,7 @@ def serve(
     """Migrate the database and serve the API."""
     settings = Settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    log_unknown_settings()
     migrate.upgrade(settings.sqlalchemy_url)
     engine = create_db_engine(settings.sqlalchemy_url)
     try:
@@ -123,6 +124,7 @@ def worker() -> None:
     """Run jobs (try-on) without serving HTTP; scale these apart from API nodes."""
     settings = Settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    log_unknown_settings()
     migrate.upgrade(settings.sqlalchemy_url)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when ncnn loads
     # Imported here, after the line above, because it loads the models' runtimes; the

@@ -7,7 +7,12 @@ one, from a TOML file with the same keys (environment wins). Nothing else in the
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -20,12 +25,18 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE_ENV = "RETOUCH_CONFIG_FILE"
+ENV_PREFIX = "RETOUCH_"
+# RETOUCH_* variables that are read on purpose although they name no setting: the config file
+# itself, and the batch commands' client options (typer reads those).
+OTHER_VARIABLES = frozenset({CONFIG_FILE_ENV, "RETOUCH_SERVER", "RETOUCH_API_KEY"})
+
+log = logging.getLogger(__name__)
 
 NonNegative = Annotated[int, Field(ge=0)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RETOUCH_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
@@ -228,3 +239,68 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"{CONFIG_FILE_ENV}={config_file} is not a file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+
+def unknown_settings(
+    environ: Mapping[str, str] | None = None, config: Mapping[str, object] | None = None
+) -> list[str]:
+    """One warning per ``RETOUCH_*`` variable and config file key that names no setting.
+
+    Settings ignore such names (a typo would otherwise stop every start), so a misspelt
+    ``RETOUCH_ALLOW_PRIVATE_URLS`` silently runs with defaults; these messages name each one and
+    the closest real setting. Both arguments default to what ``Settings()`` reads.
+    """
+    environ = os.environ if environ is None else environ
+    if config is None:
+        path = environ.get(CONFIG_FILE_ENV)
+        config = tomllib.loads(Path(path).read_text()) if path and Path(path).is_file() else {}
+    messages = []
+    for name in sorted(environ):
+        field = name.lower().removeprefix(ENV_PREFIX.lower())
+        if (
+            name.upper().startswith(ENV_PREFIX)
+            and name.upper() not in OTHER_VARIABLES
+            and field not in Settings.model_fields
+        ):
+            hint = _closest(field, lambda f: ENV_PREFIX + f.upper())
+            messages.append(f"{name} is not a Retouch setting and is ignored{hint}")
+    source = environ.get(CONFIG_FILE_ENV, "config file")
+    for key in sorted(config):
+        if key.lower() not in Settings.model_fields:
+            hint = _closest(key.lower(), lambda f: f)
+            messages.append(f"{source}: key {key!r} is not a Retouch setting and is ignored{hint}")
+    return messages
+
+
+def log_unknown_settings() -> None:
+    """Warn, once at a process's start, about every name ``unknown_settings`` finds."""
+    for message in unknown_settings():
+        log.warning(message)
+
+
+def _closest(name: str, spell: Callable[[str], str]) -> str:
+    """``"; did you mean X?"`` for the setting most like ``name``, or ``""`` if none is.
+
+    Scored half on spelling and half on shared words, the field's description included, so
+    ``allow_private_urls`` finds ``fetch_allow_networks`` (whose description says "private").
+    """
+
+    def similar(a: str, b: str) -> bool:
+        return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+
+    def score(field: str) -> float:
+        words = set(field.split("_"))
+        words |= set(
+            re.findall(r"[a-z0-9]+", (Settings.model_fields[field].description or "").lower())
+        )
+        parts = name.split("_")
+        shared = sum(any(similar(part, word) for word in words) for part in parts) / len(parts)
+        return 0.5 * difflib.SequenceMatcher(None, name, field).ratio() + 0.5 * shared
+
+    ranked = sorted(Settings.model_fields, key=score, reverse=True)
+    best = score(ranked[0])
+    if best < 0.3:
+        return "; no setting has a similar name (see the README's configuration table)"
+    # Two near-equal candidates (fetch_/webhook_allow_networks) are both worth naming.
+    close = [field for field in ranked[:2] if score(field) >= best - 0.03]
+    return f"; did you mean {' or '.join(spell(field) for field in close)}?"
