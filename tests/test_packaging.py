@@ -10,8 +10,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+
+from retouch.licences import default_distributions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,22 +28,10 @@ OPENCV_WHEELS = (
 def default_requirements() -> set[str]:
     """Every distribution ``pip install retouch`` pulls in, transitively, without extras.
 
-    The top level comes from this checkout's pyproject.toml (an installed venv's metadata may be
-    older), the rest from the installed distributions' metadata.
+    From this checkout's pyproject.toml: an installed venv's metadata may be older.
     """
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    seen: set[str] = set()
-    todo = [Requirement(req) for req in project["dependencies"]]
-    while todo:
-        requirement = todo.pop()
-        name = canonicalize_name(requirement.name)
-        if name in seen or not (
-            requirement.marker is None or requirement.marker.evaluate({"extra": ""})
-        ):
-            continue
-        seen.add(name)
-        todo += [Requirement(req) for req in importlib.metadata.requires(name) or []]
-    return seen
+    return set(default_distributions(project["dependencies"]))
 
 
 def test_the_headless_opencv_is_the_only_one_retouch_needs() -> None:
