@@ -2,21 +2,27 @@
 
 Playwright is given the system browser (``executable_path``) and never downloads its own. In CI
 (``CI`` set) a missing Chromium or Playwright fails the run; elsewhere those tests skip with the
-reason. The first test also refreshes ``docs/playground.png``, the README's screenshot.
+reason. No test writes a tracked file: the README's screenshot comes from
+``python docs/screenshot.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import numpy as np
 import pytest
 
-from retouch.app_state import Services
+from retouch.app import create_app
+from retouch.app_state import Engines, Services
+from retouch.config import Settings
 from tests.utils.factories import make_account
 from tests.utils.images import composite, decode, encode
 from tests.utils.server import LiveServer
@@ -45,7 +51,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "playground.png"
 VIEWPORT = {"width": 1000, "height": 700}
 
 
@@ -153,10 +158,6 @@ def test_remove_background_in_the_browser(
     assert (downloaded.format, downloaded.mode, downloaded.size) == ("PNG", "RGBA", (512, 384))
 
     watch.assert_clean(server.url)
-    # Off every control, so the picture shows no hover state.
-    page.mouse.move(0, VIEWPORT["height"] - 1)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOT)
 
 
 def test_a_bad_key_shows_the_api_error(server: LiveServer, page: Page, product_png: Path) -> None:
@@ -226,3 +227,134 @@ def test_the_page_and_assets_are_served_with_a_strict_policy(server: LiveServer)
         paths = http.get("/openapi.json").json()["paths"]
         assert "/" not in paths
         assert not [path for path in paths if path.startswith("/playground")]
+
+
+class HeldTryOn:
+    """A try-on engine double that runs only once released, so the page's progress can be seen
+    at each step; it paints a red box where the garment would go and records the mode asked."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.modes: list[str] = []
+
+    def dress(self, person: np.ndarray, garment: np.ndarray, *, mode: str, seed: int) -> np.ndarray:
+        self.modes.append(mode)
+        if not self.release.wait(timeout=60):
+            raise TimeoutError("never released")
+        out = person.copy()
+        out[40:100, 30:90] = (200, 20, 20)
+        return out
+
+
+@pytest.fixture
+def try_on_server(
+    settings: Settings, engines: Engines
+) -> Iterator[tuple[LiveServer, Services, HeldTryOn]]:
+    engine = HeldTryOn()
+    services = Services.create(settings, engines=dataclasses.replace(engines, try_on=engine))
+    try:
+        with LiveServer.start(create_app(settings, services)) as live:
+            yield live, services, engine
+    finally:
+        engine.release.set()  # a job still held must not outlive the test
+        services.close()
+
+
+@pytest.fixture
+def person_and_garment(tmp_path: Path) -> tuple[Path, Path]:
+    person = tmp_path / "person.png"
+    person.write_bytes(encode(np.full((160, 120, 3), 90, np.uint8)))
+    rgba = np.zeros((80, 80, 4), np.uint8)
+    rgba[10:70, 10:70] = (200, 20, 20, 255)  # already cut out: no extraction, 1 credit
+    garment = tmp_path / "shirt.png"
+    garment.write_bytes(encode(rgba))
+    return person, garment
+
+
+def start_try_on(page: Page, url: str, key: str, person: Path, garment: Path) -> str:
+    """Fill in a try-on in the page and submit it; the id of the job the API answered."""
+    page.goto(f"{url}/")
+    page.get_by_label("API key").fill(key)
+    expect(page.get_by_role("status", name="Credits left")).to_have_text("10")
+    page.get_by_label("Choose an image").set_input_files(person)
+    page.get_by_role("radio", name="Try-on").check()
+    expect(page.locator("#image-label")).to_have_text("2 Person")
+    page.get_by_label("Choose a garment image").set_input_files(garment)
+    expect(page.locator("#garment-text")).to_contain_text("shirt.png")
+    expect(page.get_by_role("img", name="Garment")).to_be_visible()
+    page.get_by_role("combobox", name=re.compile("^Garment")).select_option("upper")
+    with page.expect_response(f"{url}/v1/try-on") as answered:
+        page.get_by_role("button", name="Try on").click()
+    # Submitted without waiting: the page gets the job at once and polls it.
+    assert answered.value.status == 202
+    job = answered.value.json()
+    assert job["status"] == "pending"
+    return str(job["job_id"])
+
+
+def test_try_on_in_the_browser_shows_the_job_until_its_result(
+    try_on_server: tuple[LiveServer, Services, HeldTryOn],
+    page: Page,
+    person_and_garment: tuple[Path, Path],
+) -> None:
+    server, services, engine = try_on_server
+    account = make_account(services, credits=10)
+    watch = PageWatch(page)
+
+    job_id = start_try_on(page, server.url, account.key, *person_and_garment)
+
+    job = page.get_by_role("region", name=re.compile("^Job"))
+    expect(job.locator("code")).to_have_text(job_id)
+    expect(job.locator('[aria-current="step"]')).to_have_text("Running")
+    expect(page.locator("#status")).to_contain_text("Running…")
+    expect(page.get_by_role("button", name="Cancel job")).to_be_visible()
+    polls = [url for url in watch.urls if url.endswith(f"/v1/try-on/job/{job_id}")]
+    assert polls, "the page never asked for the job's status"
+    assert engine.modes == ["upper"]
+
+    engine.release.set()
+    result = page.get_by_role("img", name="Result")
+    expect(result).to_be_visible()
+    assert result.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [120, 160]
+    expect(page.locator("#meta")).to_have_text(re.compile(r"^JPG · 120 × 160 px · "))
+    expect(job.locator("li.done")).to_have_count(3)
+    expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
+    expect(page.locator("#charge")).to_have_text("Charged 1 credit")
+    expect(page.get_by_role("status", name="Credits left")).to_have_text("9")
+    expect(page.locator("#status")).to_contain_text("Done in")
+
+    with page.expect_download() as started:
+        page.get_by_role("link", name="Download").click()
+    assert started.value.suggested_filename == "person-try-on.jpg"
+    dressed = decode(Path(started.value.path()).read_bytes())
+    assert (dressed.format, dressed.size) == ("JPEG", (120, 160))
+    red = np.asarray(dressed.convert("RGB"))[70, 60].astype(int)
+    assert red[0] > 150 and red[1] < 80 and red[2] < 80
+    watch.assert_clean(server.url)
+
+
+def test_cancelling_a_try_on_in_the_browser_refunds_it(
+    try_on_server: tuple[LiveServer, Services, HeldTryOn],
+    page: Page,
+    person_and_garment: tuple[Path, Path],
+) -> None:
+    server, services, engine = try_on_server
+    account = make_account(services, credits=10)
+    watch = PageWatch(page)
+    job_id = start_try_on(page, server.url, account.key, *person_and_garment)
+    job = page.get_by_role("region", name=re.compile("^Job"))
+    expect(job.locator('[aria-current="step"]')).to_have_text("Running")
+
+    with page.expect_response(f"{server.url}/v1/try-on/job/{job_id}/cancel") as answered:
+        page.get_by_role("button", name="Cancel job").click()
+    assert answered.value.status == 200
+
+    expect(page.locator("#status")).to_have_text("Cancelled: nothing was charged.")
+    expect(page.get_by_role("status", name="Credits left")).to_have_text("10")
+    expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
+    expect(page.get_by_role("img", name="Result")).to_be_hidden()
+    expect(page.locator("#error")).to_be_empty()
+    expect(page.get_by_role("button", name="Try on")).to_be_enabled()
+    status = httpx.get(f"{server.url}/v1/try-on/job/{job_id}", headers={"X-API-KEY": account.key})
+    assert status.json()["error"]["error_code"] == "job_cancelled"
+    watch.assert_clean(server.url)

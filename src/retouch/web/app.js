@@ -8,7 +8,14 @@
     upscale: ["Upscale", "Upscaling…"],
     outpaint: ["Outpaint", "Extending the canvas…"],
     "generate-background": ["Generate background", "Generating a background…"],
+    "try-on": ["Try on", "Submitting the try-on job…"],
   };
+  // How a try-on job's status reads, and how often it is asked for.
+  const JOB_STEPS = ["pending", "running", "completed"];
+  const JOB_LABELS = { pending: "Queued", running: "Running", completed: "Done" };
+  const JOB_POLL_MS = 1000;
+  // Failed polls in a row (a node restarting, say) before the page stops asking.
+  const JOB_POLL_FAILURES = 5;
   const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
 
   const $ = (id) => document.getElementById(id);
@@ -32,8 +39,19 @@
   const download = $("download");
   const meta = $("meta");
   const charge = $("charge");
+  const imageLabel = $("image-label");
+  const garmentInput = $("garment");
+  const garmentDrop = $("garment-drop");
+  const garmentText = $("garment-text");
+  const garmentPreview = $("garment-preview");
+  const jobBox = $("job");
+  const jobIdText = $("job-id");
+  const cancelButton = $("cancel");
 
   let file = null;
+  let garment = null;
+  let garmentUrl = null;
+  let currentJob = null;
   let beforeUrl = null;
   let afterUrl = null;
   let busy = false;
@@ -104,11 +122,7 @@
   // --- Image ---------------------------------------------------------------------------------
 
   function chooseFile(chosen) {
-    if (!chosen) return;
-    if (!ACCEPTED.includes(chosen.type)) {
-      showError({ message: `${chosen.name || "That file"} is not a JPEG, PNG or WebP image.` });
-      return;
-    }
+    if (!chosen || !acceptable(chosen)) return;
     hideError();
     file = chosen;
     dropText.textContent = `${chosen.name || "Pasted image"} · ${formatBytes(chosen.size)}`;
@@ -128,19 +142,43 @@
 
   fileInput.addEventListener("change", () => chooseFile(fileInput.files[0]));
 
-  for (const type of ["dragenter", "dragover"]) {
-    drop.addEventListener(type, (event) => {
+  function acceptable(chosen) {
+    if (ACCEPTED.includes(chosen.type)) return true;
+    showError({ message: `${chosen.name || "That file"} is not a JPEG, PNG or WebP image.` });
+    return false;
+  }
+
+  function chooseGarment(chosen) {
+    if (!chosen || !acceptable(chosen)) return;
+    hideError();
+    garment = chosen;
+    garmentText.textContent = `${chosen.name || "Garment"} · ${formatBytes(chosen.size)}`;
+    garmentDrop.classList.add("has-file");
+    if (garmentUrl) URL.revokeObjectURL(garmentUrl);
+    garmentUrl = URL.createObjectURL(chosen);
+    garmentPreview.src = garmentUrl;
+    garmentPreview.hidden = false;
+  }
+
+  garmentInput.addEventListener("change", () => chooseGarment(garmentInput.files[0]));
+
+  function dropZone(zone, choose) {
+    for (const type of ["dragenter", "dragover"]) {
+      zone.addEventListener(type, (event) => {
+        event.preventDefault();
+        zone.classList.add("dragging");
+      });
+    }
+    for (const type of ["dragleave", "drop"]) {
+      zone.addEventListener(type, () => zone.classList.remove("dragging"));
+    }
+    zone.addEventListener("drop", (event) => {
       event.preventDefault();
-      drop.classList.add("dragging");
+      choose(event.dataTransfer.files[0]);
     });
   }
-  for (const type of ["dragleave", "drop"]) {
-    drop.addEventListener(type, () => drop.classList.remove("dragging"));
-  }
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    chooseFile(event.dataTransfer.files[0]);
-  });
+  dropZone(drop, chooseFile);
+  dropZone(garmentDrop, chooseGarment);
   // A file dropped beside the zone would otherwise replace the page with the image.
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
@@ -165,6 +203,8 @@
       fieldset.disabled = !active;
     }
     runButton.textContent = LABELS[chosen][0];
+    // Try-on's first image is the person; the label says so (its last node is the text).
+    imageLabel.lastChild.nodeValue = chosen === "try-on" ? " Person" : " Image";
   }
 
   for (const radio of form.elements.operation) radio.addEventListener("change", showParameters);
@@ -179,8 +219,18 @@
 
   function buildBody(chosen) {
     const body = new FormData();
-    body.append("image", file, file.name || "image");
     const fields = form.elements;
+    if (chosen === "try-on") {
+      body.append("person_image", file, file.name || "person");
+      body.append("garment_image", garment, garment.name || "garment");
+      body.append("garment_mode", fields.garment_mode.value);
+      body.append("preprocess_garment", String(fields.preprocess_garment.checked));
+      body.append("remove_background", String(fields.remove_background.checked));
+      // Answered at once with the job to poll, so the page can show how it goes.
+      body.append("wait_for_result", "false");
+      return body;
+    }
+    body.append("image", file, file.name || "image");
     if (chosen === "remove-background") {
       body.append("crop", String(fields.crop.checked));
       const margin = fields.margin.value.trim();
@@ -204,7 +254,11 @@
 
   function checkInputs(chosen) {
     if (!keyInput.value.trim()) return ["Enter your API key first.", keyInput];
-    if (!file) return ["Choose an image first.", fileInput];
+    if (!file) {
+      const what = chosen === "try-on" ? "a photo of the person" : "an image";
+      return [`Choose ${what} first.`, fileInput];
+    }
+    if (chosen === "try-on" && !garment) return ["Choose a garment image too.", garmentInput];
     if (chosen === "remove-background" && !form.elements.margin.checkValidity()) {
       return ["Write the margin as a percentage or in pixels, e.g. 5% or 20px.",
         form.elements.margin];
@@ -233,39 +287,157 @@
       return;
     }
     hideError();
+    jobBox.hidden = true;
     setBusy(true, LABELS[chosen][1]);
     const started = performance.now();
     try {
-      let response;
-      try {
-        response = await fetch(`/v1/${chosen}`, {
-          method: "POST",
-          headers: { "X-API-KEY": keyInput.value.trim(), Accept: "image/*" },
-          body: buildBody(chosen),
-        });
-      } catch {
-        showError({ message: "The server could not be reached." });
-        setStatus("");
-        return;
-      }
-      if (!response.ok) {
-        showError(await readError(response));
-        setStatus("");
-        return;
-      }
-      try {
-        await showResult(await response.blob(), chosen, response.headers);
-      } catch {
-        showError({ message: "The result arrived but could not be shown as an image." });
-        setStatus("");
-        return;
-      }
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      setStatus(`Done in ${seconds} s.`, true);
+      const done = chosen === "try-on" ? await runTryOn() : await runImage(chosen);
+      if (done) setStatus(`Done in ${secondsSince(started)} s.`, true);
     } finally {
       setBusy(false);
     }
   });
+
+  // The image endpoints answer with the image itself. True once it is shown.
+  async function runImage(chosen) {
+    let response;
+    try {
+      response = await fetch(`/v1/${chosen}`, {
+        method: "POST",
+        headers: { "X-API-KEY": keyInput.value.trim(), Accept: "image/*" },
+        body: buildBody(chosen),
+      });
+    } catch {
+      return fail({ message: "The server could not be reached." });
+    }
+    if (!response.ok) return fail(await readError(response));
+    try {
+      await showResult(await response.blob(), chosen, response.headers);
+    } catch {
+      return fail({ message: "The result arrived but could not be shown as an image." });
+    }
+    return true;
+  }
+
+  // Try-on is a job: submitted without waiting, then polled until it ends, its progress shown
+  // on the way. True once the result is shown.
+  async function runTryOn() {
+    const key = keyInput.value.trim();
+    const json = { "X-API-KEY": key, Accept: "application/json" };
+    let submitted;
+    try {
+      submitted = await fetch("/v1/try-on", {
+        method: "POST",
+        headers: json,
+        body: buildBody("try-on"),
+      });
+    } catch {
+      return fail({ message: "The server could not be reached." });
+    }
+    if (!submitted.ok) return fail(await readError(submitted));
+    let job = await submitted.json();
+    const started = performance.now();
+    currentJob = job.job_id;
+    showJob(job, started);
+    let failures = 0;
+    while (job.status === "pending" || job.status === "running") {
+      await sleep(JOB_POLL_MS);
+      let polled;
+      try {
+        polled = await fetch(`/v1/try-on/job/${encodeURIComponent(currentJob)}`, { headers: json });
+      } catch {
+        if (++failures < JOB_POLL_FAILURES) continue;
+        return endJob(fail({ message: "The server stopped answering; the job may still finish." }));
+      }
+      if (!polled.ok) return endJob(fail(await readError(polled)));
+      failures = 0;
+      job = await polled.json();
+      showJob(job, started);
+    }
+    loadCredits();
+    if (job.status !== "completed") {
+      const error = job.error || {};
+      if (error.error_code === "job_cancelled") {
+        setStatus("Cancelled: nothing was charged.");
+        return endJob(false);
+      }
+      return endJob(fail({ message: error.message || "The job failed.", code: error.error_code }));
+    }
+    endJob(true);
+    const target = new URL(job.result_url, location.href);
+    if (target.origin !== location.origin) {
+      // Presigned storage URLs live elsewhere, and this page's policy loads only from here.
+      setStatus("Done: the result is stored elsewhere, which this page does not load. ");
+      const link = document.createElement("a");
+      link.href = target.href;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      link.textContent = "Open the result";
+      statusLine.append(link);
+      return false;
+    }
+    try {
+      const result = await fetch(target.href);
+      if (!result.ok) return fail(await readError(result));
+      await showResult(await result.blob(), "try-on", submitted.headers);
+    } catch {
+      return fail({ message: "The result could not be loaded as an image." });
+    }
+    return true;
+  }
+
+  function showJob(job, started) {
+    jobBox.hidden = false;
+    jobIdText.textContent = job.job_id;
+    const at = JOB_STEPS.indexOf(job.status);
+    for (const step of jobBox.querySelectorAll("li")) {
+      const index = JOB_STEPS.indexOf(step.dataset.status);
+      step.classList.toggle("done", index < at || job.status === "completed");
+      if (index === at && job.status !== "completed") step.setAttribute("aria-current", "step");
+      else step.removeAttribute("aria-current");
+    }
+    const label = JOB_LABELS[job.status];
+    if (label && job.status !== "completed") setStatus(`${label}… ${secondsSince(started)} s`);
+    cancelButton.hidden = !(job.status === "pending" || job.status === "running");
+  }
+
+  // The job is over either way: nothing left to cancel.
+  function endJob(result) {
+    currentJob = null;
+    cancelButton.hidden = true;
+    cancelButton.disabled = false;
+    return result;
+  }
+
+  cancelButton.addEventListener("click", async () => {
+    if (!currentJob) return;
+    cancelButton.disabled = true;
+    setStatus("Cancelling…");
+    try {
+      const response = await fetch(`/v1/try-on/job/${encodeURIComponent(currentJob)}/cancel`, {
+        method: "POST",
+        headers: { "X-API-KEY": keyInput.value.trim(), Accept: "application/json" },
+      });
+      // 409: it finished meanwhile, and the next poll shows how.
+      if (!response.ok && response.status !== 409) showError(await readError(response));
+    } catch {
+      showError({ message: "The server could not be reached." });
+    }
+  });
+
+  function fail(error) {
+    showError(error);
+    setStatus("");
+    return false;
+  }
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  function secondsSince(started) {
+    return ((performance.now() - started) / 1000).toFixed(1);
+  }
 
   async function readError(response) {
     try {
