@@ -236,11 +236,14 @@ class HeldTryOn:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.modes: list[str] = []
+        self.error: Exception | None = None
 
     def dress(self, person: np.ndarray, garment: np.ndarray, *, mode: str, seed: int) -> np.ndarray:
         self.modes.append(mode)
         if not self.release.wait(timeout=60):
             raise TimeoutError("never released")
+        if self.error is not None:
+            raise self.error
         out = person.copy()
         out[40:100, 30:90] = (200, 20, 20)
         return out
@@ -357,4 +360,27 @@ def test_cancelling_a_try_on_in_the_browser_refunds_it(
     expect(page.get_by_role("button", name="Try on")).to_be_enabled()
     status = httpx.get(f"{server.url}/v1/try-on/job/{job_id}", headers={"X-API-KEY": account.key})
     assert status.json()["error"]["error_code"] == "job_cancelled"
+    watch.assert_clean(server.url)
+
+
+def test_a_failed_try_on_shows_the_job_error_and_refunds(
+    try_on_server: tuple[LiveServer, Services, HeldTryOn],
+    page: Page,
+    person_and_garment: tuple[Path, Path],
+) -> None:
+    server, services, engine = try_on_server
+    engine.error = RuntimeError("the engine broke")
+    engine.release.set()
+    account = make_account(services, credits=10)
+    watch = PageWatch(page)
+    start_try_on(page, server.url, account.key, *person_and_garment)
+
+    alert = page.get_by_role("alert")
+    # The job document's error, as the API words it; the cause stays in the server log.
+    expect(alert).to_contain_text("unexpected_error")
+    assert "the engine broke" not in alert.inner_text()
+    expect(page.get_by_role("status", name="Credits left")).to_have_text("10")
+    expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
+    expect(page.get_by_role("img", name="Result")).to_be_hidden()
+    expect(page.get_by_role("button", name="Try on")).to_be_enabled()
     watch.assert_clean(server.url)

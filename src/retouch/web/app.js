@@ -101,6 +101,18 @@
     }
   }
 
+  // The balance once a job has ended (charged or refunded), leaving any message shown alone.
+  async function refreshCredits() {
+    try {
+      const response = await fetch("/v1/credits", {
+        headers: { "X-API-KEY": keyInput.value.trim() },
+      });
+      if (response.ok) showCredits((await response.json()).credits_remaining);
+    } catch {
+      // The balance shown stays as it was; the next lookup corrects it.
+    }
+  }
+
   function showCredits(value) {
     if (value == null) return;
     creditsLeft.value = String(value);
@@ -335,7 +347,8 @@
       return fail({ message: "The server could not be reached." });
     }
     if (!submitted.ok) return fail(await readError(submitted));
-    let job = await submitted.json();
+    let job = await readJob(submitted);
+    if (!job) return fail({ message: "The server did not answer with a job." });
     const started = performance.now();
     currentJob = job.job_id;
     showJob(job, started);
@@ -351,10 +364,12 @@
       }
       if (!polled.ok) return endJob(fail(await readError(polled)));
       failures = 0;
-      job = await polled.json();
+      const next = await readJob(polled);
+      if (!next) return endJob(fail({ message: "The server did not answer with a job." }));
+      job = next;
       showJob(job, started);
     }
-    loadCredits();
+    refreshCredits();
     if (job.status !== "completed") {
       const error = job.error || {};
       if (error.error_code === "job_cancelled") {
@@ -366,8 +381,8 @@
     endJob(true);
     const target = new URL(job.result_url, location.href);
     if (target.origin !== location.origin) {
-      // Presigned storage URLs live elsewhere, and this page's policy loads only from here.
-      setStatus("Done: the result is stored elsewhere, which this page does not load. ");
+      // A presigned storage URL, say: this page's policy loads only from this origin.
+      setStatus("Done. The result is on another host, which this page does not load: ");
       const link = document.createElement("a");
       link.href = target.href;
       link.target = "_blank";
@@ -384,6 +399,16 @@
       return fail({ message: "The result could not be loaded as an image." });
     }
     return true;
+  }
+
+  // A job document, or null when the body is not one (a proxy's page, say).
+  async function readJob(response) {
+    try {
+      const body = await response.json();
+      return body && typeof body.job_id === "string" ? body : null;
+    } catch {
+      return null;
+    }
   }
 
   function showJob(job, started) {
