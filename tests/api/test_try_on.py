@@ -801,3 +801,26 @@ def test_a_waiting_client_gone_before_its_job_starts_cancels_it_with_a_refund(
         hold.set()
         wait_for(http, account, busy, "completed")
         assert balance(services, account) == 9
+
+
+def test_a_key_whose_waited_for_job_failed_later_is_free_again(
+    settings: Settings, engines: Engines
+) -> None:
+    hold = threading.Event()
+    engine = ScriptedTryOn(hold=hold)
+    with app_with(settings, engines, engine, job_wait_seconds=0.3) as (http, services):
+        account = make_account(services, credits=10)
+        key = {"Idempotency-Key": "look-5"}
+        first = submit(http, account, headers=key)
+        assert first.status_code == 202  # still running when the wait ran out
+        job_id = first.json()["job_id"]
+        assert http.post(f"/v1/try-on/job/{job_id}/cancel", headers=account.headers).is_success
+        replay = submit(http, account, headers=key)
+        assert replay.status_code == 409 and replay.json()["error_code"] == "job_cancelled"
+        # A failure is not kept: the next retry submits (and pays for) a job of its own.
+        hold.set()
+        retried = submit(http, account, headers=key)
+        assert retried.status_code == 200, retried.text
+        assert "Idempotent-Replayed" not in retried.headers
+        assert retried.headers["X-Job-Id"] != job_id
+        assert balance(services, account) == 9
