@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     price_garment_extraction: NonNegative = 5
     reservation_ttl_seconds: Annotated[int, Field(ge=5)] = Field(
         default=900,
-        description="A reservation no process has finished after this is refunded; it must "
-        "exceed the longest request (jobs' reservations last as long as their job may).",
+        description="A reservation no live process has renewed for this long is refunded; "
+        "live requests renew theirs every third of it (jobs' last as long as their job may).",
     )
 
     result_ttl_seconds: Annotated[int, Field(ge=1)] = 3600

@@ -107,6 +107,15 @@ class RequestTimeout(RetouchError):
     default_message = "The request body was not received in time"
 
 
+class ClientDisconnected(RetouchError):
+    """The client hung up before its work started: the work is dropped and refunded. Nobody
+    reads the answer; 499 is nginx's "client closed request", which the access log shows."""
+
+    status = 499
+    error_code = "client_closed_request"
+    default_message = "The client closed the connection before the work started"
+
+
 class RateLimitExceeded(RetouchError):
     status = 429
     error_code = "rate_limit_exceeded"

@@ -9,6 +9,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from retouch.api.deps import Caller
+from retouch.api.disconnect import client_gone
 from retouch.api.inputs import ImageSource, load_image
 from retouch.api.outputs import render, wants_image
 from retouch.app_state import Services
@@ -49,11 +50,14 @@ async def run_image_operation(
         with services.metrics.operation.labels(endpoint).time():
             return process(inputs)
 
-    async def work() -> Output:
-        inputs = {name: await load_image(services, source) for name, source in sources.items()}
-        return await services.executor.run(timed, inputs)
+    async with client_gone(request) as gone:
 
-    delivery = await run_paid(services, paid, work)
+        async def work() -> Output:
+            inputs = {name: await load_image(services, source) for name, source in sources.items()}
+            # A client gone before its turn for the CPU is refunded and its work skipped.
+            return await services.executor.run_unless(gone, timed, inputs)
+
+        delivery = await run_paid(services, paid, work)
     if not delivery.replayed:
         services.metrics.credits.labels(endpoint).inc(delivery.credits_charged)
     return render(request, services, delivery, image=image)
