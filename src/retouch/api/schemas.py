@@ -60,7 +60,8 @@ Margin = Annotated[
     PlainSerializer(lambda m: f"{m.value:g}{m.unit}", return_type=str),
     Field(
         description='(Beta) "N%" (0–49, of the subject box\'s size on that axis) or "Npx" (0 or '
-        "more). Applies only when `crop` is true.",
+        "more). Applies only when `crop` is true. Where the result would pass the output size "
+        "limit, that axis's margins shrink in proportion to fit.",
         examples=["100px", "10%"],
     ),
 ]
