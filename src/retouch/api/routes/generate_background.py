@@ -50,4 +50,5 @@ async def generate_background_route(
         sources=sources,
         idempotency_key=idempotency_key,
         process=process,
+        media_types=("image/jpeg",),
     )

@@ -48,4 +48,5 @@ async def outpaint_route(
         sources=sources,
         idempotency_key=idempotency_key,
         process=process,
+        media_types=(f"image/{params.output_format}",),
     )

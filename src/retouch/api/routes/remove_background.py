@@ -49,4 +49,5 @@ async def remove_background(
         sources=sources,
         idempotency_key=idempotency_key,
         process=process,
+        media_types=("image/png",),
     )

@@ -48,4 +48,5 @@ async def upscale_route(
         sources=sources,
         idempotency_key=idempotency_key,
         process=process,
+        media_types=("image/jpeg", "image/png"),
     )
