@@ -277,5 +277,5 @@ class TryOnRequest(RequestModel):
     wait_for_result: bool = Field(
         default=True,
         description="true: wait (up to a minute) and answer with `result_url`; false: answer "
-        "202 with a `job_id` to poll at GET /v1/try-on/job/{job_id}.",
+        "202 with a `job_id` to poll at GET /v1/try-on/job/{jobId}.",
     )
