@@ -35,7 +35,7 @@ def request_body(model: type[BaseModel], *, images: Sequence[str] = ("image",)) 
             "content": {
                 "application/json": {"schema": {"$ref": _REF.format(model=name)}},
                 "multipart/form-data": {
-                    "schema": {"$ref": _REF.format(model=f"{name}Form")},
+                    "schema": {"$ref": _REF.format(model=f"{name}Multipart")},
                     # Objects go as JSON text (also accepted: one field per member, as
                     # shadow[enabled] or shadow.enabled, which OpenAPI cannot describe).
                     "encoding": {
@@ -114,7 +114,7 @@ def _request_schemas(model: type[BaseModel], images: Sequence[str]) -> dict[str,
         "allOf": alternatives,
     }
     form.pop("required", None)
-    return {**defs, model.__name__: as_json, f"{model.__name__}Form": form}
+    return {**defs, model.__name__: as_json, f"{model.__name__}Multipart": form}
 
 
 def install_openapi(app: FastAPI) -> None:

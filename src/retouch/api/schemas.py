@@ -62,6 +62,8 @@ def spec_error(exc: ValidationError) -> tuple[str, str]:
     # lacks `enabled`), and the client should learn it is not read.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     field = ".".join(str(part) for part in first["loc"])
+    if len(field) > 80:  # an unknown key is the client's text, of any length
+        field = f"{field[:80]}..."
     if first["type"] == "missing":
         return "missing_parameter", f"{field} is required"
     if first["type"] == "extra_forbidden":
