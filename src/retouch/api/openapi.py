@@ -87,11 +87,8 @@ def _request_schemas(model: type[BaseModel], images: Sequence[str]) -> dict[str,
     defs = {name: _fields_not_null(nested) for name, nested in schema.pop("$defs", {}).items()}
     properties = schema["properties"]
     urls = [f"{image}_url" for image in images]
-    as_json = {
-        **schema,
-        "properties": properties,
-        "required": [*urls, *(n for n in schema.get("required", ()) if n not in urls)],
-    }
+    others = [name for name in schema.get("required", ()) if name not in urls]
+    as_json = {**schema, "properties": properties, "required": [*urls, *others]}
     files = {
         image: {
             "type": "string",
@@ -114,6 +111,8 @@ def _request_schemas(model: type[BaseModel], images: Sequence[str]) -> dict[str,
         "allOf": alternatives,
     }
     form.pop("required", None)
+    if others:
+        form["required"] = others
     return {**defs, model.__name__: as_json, f"{model.__name__}Multipart": form}
 
 
