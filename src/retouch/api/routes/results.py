@@ -1,4 +1,4 @@
-"""GET /v1/results/{key}: where ``result_url``s point. The signature is the credential."""
+"""GET and HEAD /v1/results/{key}: where ``result_url``s point. The signature is the credential."""
 
 from __future__ import annotations
 
