@@ -95,6 +95,12 @@ class NotFound(RetouchError):
     default_message = "Not found"
 
 
+class NotAcceptable(RetouchError):
+    status = 406
+    error_code = "not_acceptable"
+    default_message = "None of the media types in Accept can be produced"
+
+
 class Conflict(RetouchError):
     status = 409
     error_code = "conflict"

@@ -180,8 +180,19 @@ def rgba_of(response: httpx.Response) -> np.ndarray:
         ({}, (0, 0, 0, 0)),
         ({"margin": "20px"}, (20, 20, 20, 20)),
         ({"margin": "10px", "margin_left": "0px", "margin_bottom": "35px"}, (0, 10, 10, 35)),
-        # 10% of the output on each side: out = box / 0.8.
-        ({"margin": "10%"}, (round(BOX_W / 8), round(BOX_H / 8)) * 2),
+        # A percentage is of the subject box on that axis, each side on its own.
+        ({"margin": "0%"}, (0, 0, 0, 0)),
+        ({"margin": "10%"}, (round(BOX_W / 10), round(BOX_H / 10)) * 2),
+        # 49% is the documented maximum: the result is 1.98 times the subject.
+        ({"margin": "49%"}, (round(BOX_W * 0.49), round(BOX_H * 0.49)) * 2),
+        (
+            {"margin": "49%", "margin_top": "0px"},
+            (round(BOX_W * 0.49), 0, round(BOX_W * 0.49), round(BOX_H * 0.49)),
+        ),
+        (
+            {"margin": "10%", "margin_right": "25px"},
+            (round(BOX_W / 10), round(BOX_H / 10), 25, round(BOX_H / 10)),
+        ),
     ],
 )
 def test_crop_box_and_margins_are_exact(
@@ -208,6 +219,38 @@ def test_crop_box_and_margins_are_exact(
     source = image[BOX[1] : BOX[3], BOX[0] : BOX[2]]
     solid = MASK[BOX[1] : BOX[3], BOX[0] : BOX[2]]
     assert np.array_equal(inner[solid][:, :3], source[solid])
+
+
+@pytest.mark.settings(image_max_side=600)
+@pytest.mark.parametrize(
+    ("fields", "margins"),
+    [
+        # Each axis is clamped on its own, its two margins shrunk in the ratio asked for.
+        ({"margin": "100000px"}, ((600 - BOX_W) // 2, (600 - BOX_H) // 2) * 2),
+        (
+            {"margin": "49%", "margin_left": "10000px", "margin_right": "30000px"},
+            ((600 - BOX_W) // 4, round(BOX_H * 0.49), (600 - BOX_W) * 3 // 4, round(BOX_H * 0.49)),
+        ),
+    ],
+)
+def test_margins_past_the_output_limit_are_clamped_to_it(
+    exact: tuple[httpx.Client, Services, TestAccount],
+    fields: dict[str, str],
+    margins: tuple[int, int, int, int],
+) -> None:
+    http, services, account = exact
+    response = http.post(
+        ENDPOINT,
+        headers={**account.headers, "Accept": "image/png"},
+        **upload(composite("gradient")[0], crop="true", **fields),
+    )
+    rgba = rgba_of(response)
+    left, top, right, bottom = margins
+    assert rgba.shape[:2] == (BOX_H + top + bottom, BOX_W + left + right)
+    assert max(rgba.shape[:2]) <= 600
+    opaque = np.nonzero(rgba[..., 3] > 127)
+    assert (opaque[1].min(), opaque[0].min()) == (left, top)
+    assert response.headers["X-Credits-Charged"] == "1"
 
 
 def test_margins_without_crop_change_nothing(

@@ -48,14 +48,14 @@ CODES = fuzzing.DOCUMENTED_ERROR_CODES | {"job_finished"}
 
 def _with_job_links(document: dict[str, Any]) -> dict[str, Any]:
     linked = copy.deepcopy(document)
-    job = {"job_id": "$response.body#/job_id"}
+    job = {"jobId": "$response.body#/job_id"}
     follow = {
         "GetJob": {"operationId": "try-on-job-status", "parameters": job},
         "CancelJob": {"operationId": "try-on-job-cancel", "parameters": job},
     }
     paths = linked["paths"]
     paths["/v1/try-on"]["post"]["responses"]["202"]["links"] = follow
-    paths["/v1/try-on/job/{job_id}"]["get"]["responses"]["200"]["links"] = {
+    paths["/v1/try-on/job/{jobId}"]["get"]["responses"]["200"]["links"] = {
         "CancelJob": follow["CancelJob"]
     }
     # Optional in the API (a file part may stand in), but a scenario without both URLs ends at its
@@ -127,4 +127,4 @@ def test_following_job_links_never_makes_a_server_error(live: tuple[LiveServer, 
     )
     # The links were followed to real jobs, not only to generated ids.
     assert seen["POST", "/v1/try-on", 202], seen
-    assert seen["GET", "/v1/try-on/job/{job_id}", 200], seen
+    assert seen["GET", "/v1/try-on/job/{jobId}", 200], seen

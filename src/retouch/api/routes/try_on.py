@@ -1,10 +1,10 @@
-"""POST /v1/try-on, GET /v1/try-on/job/{job_id}, POST /v1/try-on/job/{job_id}/cancel."""
+"""POST /v1/try-on, GET /v1/try-on/job/{jobId}, POST /v1/try-on/job/{jobId}/cancel."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -14,7 +14,14 @@ from retouch.api.inputs import load_image, parse_image_request
 from retouch.api.job_errors import JobFailed
 from retouch.api.openapi import request_body
 from retouch.api.outputs import result_url
-from retouch.api.responses import error_responses
+from retouch.api.responses import (
+    CREDIT_HEADERS,
+    JobCancelledResponse,
+    JobDocument,
+    ResultURLResponse,
+    error_response,
+    error_responses,
+)
 from retouch.api.schemas import TryOnRequest
 from retouch.app_state import Services
 from retouch.billing.idempotency import fingerprint
@@ -43,6 +50,11 @@ class JobFinished(Conflict):
     default_message = "Job has already finished and cannot be canceled"
 
 
+_FINISHED = (JobFinished.default_message, JobFinished.error_code)
+# Spelt as the spec spells it; the handlers call it job_id.
+JobIdPath = Annotated[str, Path(alias="jobId", description="The `job_id` from POST /v1/try-on.")]
+
+
 def _document(request: Request, services: Services, job: JobView) -> dict[str, Any]:
     return job_document(job, result_url=lambda key: result_url(request, services, key))
 
@@ -56,10 +68,20 @@ def _document(request: Request, services: Services, job: JobView) -> dict[str, A
     operation_id="try-on",
     openapi_extra=request_body(TryOnRequest, images=IMAGES),
     responses={
-        200: {"description": '`{"result_url"}` once the job is done (`wait_for_result`).'},
-        202: {"description": '`{"job_id", "status"}`: the job was queued.'},
-        **error_responses(400, 401, 403, 409, 422, 429, 500),
+        200: {
+            "description": "The job is done (`wait_for_result`): its `result_url`.",
+            "model": ResultURLResponse,
+            "headers": {**CREDIT_HEADERS, "X-Job-Id": {"schema": {"type": "string"}}},
+        },
+        202: {
+            "description": "The job was queued (or is still running after the wait): poll it "
+            "at GET /v1/try-on/job/{jobId}.",
+            "model": JobDocument,
+            "headers": CREDIT_HEADERS,
+        },
+        **error_responses(400, 401, 403, 409, 410, 422, 429, 500, 503, 504),
     },
+    response_model=None,
     response_class=JSONResponse,
 )
 async def try_on(
@@ -111,13 +133,14 @@ async def try_on(
 
 
 @router.get(
-    "/v1/try-on/job/{job_id}",
+    "/v1/try-on/job/{jobId}",
     summary="Try On Job Status (Beta)",
     operation_id="try-on-job-status",
-    responses=error_responses(401, 404, 429, 500),
+    responses={200: {"model": JobDocument}, **error_responses(401, 404, 429, 500)},
+    response_model=None,
 )
 async def job_status(
-    job_id: str, request: Request, caller: CallerDep, services: ServicesDep, runner: RunnerDep
+    job_id: JobIdPath, request: Request, caller: CallerDep, services: ServicesDep, runner: RunnerDep
 ) -> dict[str, Any]:
     job = await run_in_threadpool(runner.store.get, job_id, account_id=caller.account_id)
     if job is None:
@@ -126,13 +149,17 @@ async def job_status(
 
 
 @router.post(
-    "/v1/try-on/job/{job_id}/cancel",
+    "/v1/try-on/job/{jobId}/cancel",
     summary="Cancel Try On Job (Beta)",
     operation_id="try-on-job-cancel",
-    responses=error_responses(401, 404, 429, 500)
-    | {409: {"description": "The job has already finished."}},
+    responses={
+        200: {"model": JobCancelledResponse},
+        **error_responses(401, 404, 429, 500),
+        409: error_response(409, "The job has already finished.", *_FINISHED),
+    },
+    response_model=None,
 )
-async def cancel_job(job_id: str, caller: CallerDep, runner: RunnerDep) -> dict[str, str]:
+async def cancel_job(job_id: JobIdPath, caller: CallerDep, runner: RunnerDep) -> dict[str, str]:
     job = await run_in_threadpool(runner.store.get, job_id, account_id=caller.account_id)
     if job is None:
         raise NotFound("Job not found")
