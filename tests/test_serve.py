@@ -1,6 +1,6 @@
 """`retouch serve` as a client on the network meets it: over raw sockets, request headers have a
-deadline that neither stalls other clients nor cuts off a body being uploaded, and forwarded
-headers and Host are believed only as configured."""
+deadline that neither stalls other clients nor cuts off a body being uploaded, forwarded
+headers and Host are believed only as configured, and metrics have a listener of their own."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from tests.utils.images import composite, encode
-from tests.utils.processes import ServeProcess, serve
+from tests.utils.processes import ServeProcess, free_port, serve
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 3.0
+METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         data_dir=str(tmp / "data"),
         header_timeout_seconds=str(HEADER_TIMEOUT),
         request_body_timeout_seconds=str(BODY_TIMEOUT),
+        metrics_port=str(METRICS_PORT),
     ) as running:
         yield running
 
@@ -168,3 +170,31 @@ def test_forwarded_headers_from_an_unconfigured_proxy_and_foreign_hosts_never_re
         )
         assert spoofed.status_code == 400 and spoofed.json()["error_code"] == "invalid_parameter"
         assert http.get("/v1/credits").json() == {"credits_remaining": "99"}
+
+
+def test_metrics_are_served_on_their_own_loopback_port_only(
+    node: ServeProcess, key: dict[str, str]
+) -> None:
+    metrics = f"http://127.0.0.1:{METRICS_PORT}"
+    assert httpx.get(f"{node.url}/healthz").status_code == 200
+    assert httpx.get(f"{node.url}/metrics").status_code == 404
+    assert httpx.get(f"{metrics}/v1/credits", headers=key).status_code == 404
+    scraped = httpx.get(f"{metrics}/metrics")
+    assert scraped.status_code == 200
+    assert 'retouch_http_requests_total{method="GET",route="/healthz",status="200"}' in scraped.text
+    # Loopback by default: not reachable on the machine's other addresses.
+    outside = outside_address()
+    if outside is not None:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((outside, METRICS_PORT), timeout=5).close()
+
+
+def outside_address() -> str | None:
+    """This machine's address on its default route, if it has one (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            address = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
