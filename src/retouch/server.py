@@ -6,7 +6,8 @@ keep-alive connections through ``timeout_keep_alive``, but nothing bounds a requ
 and headers trickle in: each such connection would be held for ever (slow-loris).
 ``HeaderTimeoutProtocol`` closes a connection whose request line and headers are not complete
 within ``header_timeout`` seconds, counted from the connection's start for its first request and
-from the first byte of each later one.
+from the end of the previous response for each later one (uvicorn's keep-alive timeout alone
+would not do: any byte, even a bare CRLF, restarts it).
 """
 
 from __future__ import annotations
@@ -58,8 +59,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._request_begun = True
-        # The first request's deadline already runs from the connection's start; a later one's
-        # starts with its first byte (until then uvicorn's keep-alive timeout applies).
+        # Usually armed already; not for a request pipelined behind one still being answered.
         if self._header_deadline is None:
             self._arm()
 
@@ -67,6 +67,13 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._disarm()
         self._request_begun = False
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Idle now (unless a pipelined request was started): the next request's clock starts.
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing() and self._header_deadline is None:
+            self._arm()
 
     def _arm(self) -> None:
         self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
