@@ -142,6 +142,23 @@ def test_a_stalled_request_gets_408_on_first_and_later_requests(
         assert (status_and_body(data)[0] if data else None) == status
 
 
+def test_headers_past_64_kib_are_refused_and_shorter_ones_served(
+    node: ServeProcess, key: dict[str, str]
+) -> None:
+    with httpx.Client(base_url=node.url, headers=key, timeout=10) as http:
+        assert http.get("/v1/credits", headers={"X-Padding": "a" * 40_000}).status_code == 200
+    with connect(node) as sock:
+        # Header lines past the limit, never the blank line that ends them: refused at once,
+        # not at the deadline. (Then silent, so the server reads all before it closes: bytes
+        # still arriving at a closed socket would make the kernel reset the connection.)
+        sock.sendall(b"GET /v1/credits HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        sock.sendall((b"X-Padding: " + b"a" * 8000 + b"\r\n") * 9)
+        data, waited = read_until_closed(sock, 5)
+    assert waited < HEADER_TIMEOUT / 2
+    status, body = status_and_body(data)
+    assert (status, body["error_code"]) == (431, "request_header_fields_too_large")
+
+
 def test_a_slow_body_still_gets_its_own_deadline(node: ServeProcess, key: dict[str, str]) -> None:
     # The header deadline ends with the headers: an upload keeps RETOUCH_REQUEST_BODY_TIMEOUT's.
     with connect(node) as sock:

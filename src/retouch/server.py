@@ -30,12 +30,27 @@ logger = logging.getLogger(__name__)
 
 APP = "retouch.app:app_from_environment"
 
-_TIMEOUT_BODY = json.dumps(
-    {"error": "The request headers were not received in time", "error_code": "request_timeout"}
-).encode()
-_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+# A request line and headers longer than this are refused: httptools sets no limit of its own
+# (h11's is 16 KiB, nginx's 8 KiB per line), so within the deadline a fast client could make the
+# server buffer as much as it can send.
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def _closing_response(status: str, message: str, error_code: str) -> bytes:
+    body = json.dumps({"error": message, "error_code": error_code}).encode()
+    return (
+        b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n%s" % (status.encode(), len(body), body)
+    )
+
+
+_TIMEOUT_RESPONSE = _closing_response(
+    "408 Request Timeout", "The request headers were not received in time", "request_timeout"
+)
+_TOO_LARGE_RESPONSE = _closing_response(
+    "431 Request Header Fields Too Large",
+    f"The request line and headers are longer than {MAX_HEADER_BYTES} bytes",
+    "request_header_fields_too_large",
 )
 
 
@@ -46,6 +61,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0  # received while the deadline runs
         self._request_begun = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -55,6 +71,20 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_deadline is not None:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        # Still waiting for the end of the headers: everything counted was headers.
+        if (
+            self._header_deadline is not None
+            and self._header_bytes > MAX_HEADER_BYTES
+            and not self.transport.is_closing()
+        ):
+            self._disarm()
+            self.transport.write(_TOO_LARGE_RESPONSE)
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -76,6 +106,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self._arm()
 
     def _arm(self) -> None:
+        self._header_bytes = 0
         self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def _disarm(self) -> None:
