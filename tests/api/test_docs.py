@@ -52,6 +52,10 @@ def test_docs_page_loads_only_its_own_assets_under_the_playground_policy(
         assert asset.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         types[url.rsplit(".", 1)[-1]] = asset.headers["content-type"].split(";")[0]
     assert types == {"css": "text/css", "js": "text/javascript", "png": "image/png"}
+    # Revalidated cheaply, as the playground's files are.
+    bundle = client.get("/docs/assets/swagger-ui-bundle.js")
+    again = client.get(bundle.url, headers={"If-None-Match": bundle.headers["etag"]})
+    assert again.status_code == 304 and bundle.headers["cache-control"] == "no-cache"
     assert "cdn" not in page.text and "http" not in page.text.replace("http-equiv", "")
     # The document the UI is pointed at.
     assert '"/openapi.json"' in page.text and client.get("/openapi.json").status_code == 200

@@ -10,19 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from retouch.api.routes.playground import CONTENT_SECURITY_POLICY, WEB_DIR
 from retouch.errors import NotFound
 
-SWAGGER_DIR = Path(str(swagger_ui_path))
-# Only what the page loads: the package also holds a demo page pointing at a public petstore.
+# StaticFiles, as for the playground, for its ETag and 304 handling. Only what the page loads is
+# served: the package also holds source maps and a demo page pointing at a public petstore.
+_swagger = StaticFiles(directory=Path(str(swagger_ui_path)), check_dir=False)
+_web = StaticFiles(directory=WEB_DIR, check_dir=False)
 ASSETS = {
-    "swagger-ui.css": SWAGGER_DIR / "swagger-ui.css",
-    "swagger-ui-bundle.js": SWAGGER_DIR / "swagger-ui-bundle.js",
-    "favicon-32x32.png": SWAGGER_DIR / "favicon-32x32.png",
-    "start.js": WEB_DIR / "docs.js",
+    "swagger-ui.css": (_swagger, "swagger-ui.css"),
+    "swagger-ui-bundle.js": (_swagger, "swagger-ui-bundle.js"),
+    "favicon-32x32.png": (_swagger, "favicon-32x32.png"),
+    "start.js": (_web, "docs.js"),
 }
 
 HEADERS = {
@@ -58,8 +61,10 @@ async def docs(request: Request) -> Response:
 
 
 @router.api_route("/docs/assets/{name}", methods=["GET", "HEAD"])
-async def docs_asset(name: str) -> Response:
-    path = ASSETS.get(name)
-    if path is None:
+async def docs_asset(name: str, request: Request) -> Response:
+    if name not in ASSETS:
         raise NotFound(f"No documentation asset {name!r}")
-    return FileResponse(path, headers=HEADERS)
+    files, file_name = ASSETS[name]
+    response = await files.get_response(file_name, request.scope)
+    response.headers.update(HEADERS)
+    return response
