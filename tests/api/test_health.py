@@ -99,7 +99,7 @@ def test_metrics_count_requests_credits_and_work(metered: LiveServer, services: 
     )
     assert 'retouch_http_requests_total{method="GET",route="/v1/credits",status="401"} 1.0' in text
     # Path parameters are not label values; unknown paths share one series.
-    assert 'route="/v1/try-on/job/{job_id}",status="404"' in text
+    assert 'route="/v1/try-on/job/{jobId}",status="404"' in text
     assert 'route="unmatched",status="404"' in text
     assert 'retouch_credits_charged_total{endpoint="remove-background"} 4.0' in text
     assert 'retouch_operation_seconds_count{endpoint="remove-background"} 1.0' in text
