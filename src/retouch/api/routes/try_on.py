@@ -68,7 +68,9 @@ async def try_on(
         validate_webhook_url(params.webhook_url)
     settings = services.settings
     inputs = {name: await load_image(services, source) for name, source in sources.items()}
-    inspected = await services.executor.run(inspect_inputs, settings, inputs)
+    inspected = await services.executor.run(
+        inspect_inputs, settings, inputs, services.engines.try_on
+    )
     extraction = params.preprocess_garment and inspected.garment_needs_extraction
     price = services.pricing.try_on(garment_extraction=extraction)
 
