@@ -342,9 +342,10 @@ def test_a_full_length_photo_is_dressed_from_shoulders_to_ankles(
     face = landmark_face(pose, photo.shape)
     assert np.array_equal(top[face], photo[face])
     # Trousers: from the hips down to the ankles, and the shoes below them stay.
-    trousers = engine.dress(photo, garment_rgba("trousers", (200, 30, 35)), mode="lower", seed=0)
-    knees = pose.points[[25, 26]]
-    for x, y in np.rint(knees).astype(int):
-        assert wearing(trousers, "trousers", (200, 30, 35))[y - 3 : y + 4, x - 3 : x + 4].mean() > 0.8
+    red = (200, 30, 35)
+    trousers = engine.dress(photo, garment_rgba("trousers", red), mode="lower", seed=0)
+    worn = wearing(trousers, "trousers", red)
+    for x, y in np.rint(pose.points[[25, 26]]).astype(int):  # the knees
+        assert worn[y - 3 : y + 4, x - 3 : x + 4].mean() > 0.8
     feet = round(float(pose.points[[31, 32], 1].max()))
     assert np.array_equal(trousers[feet:], photo[feet:])
