@@ -84,6 +84,9 @@ _SKIN_WEIGHTS = np.float32([0.25, 1, 1])  # L, a, b (OpenCV's 8-bit CIELAB)
 # that narrowest width is fitted to the body, so sleeves reach past the torso onto the arms.
 # Below the factor, a row is a body part of the garment (a bust over a fitted waist).
 _SLEEVE_FLARE = 1.25
+# A row wider still, this many times the narrowest below, has sleeves: what sticks out past
+# that narrowest width is turned toward the elbows (a bodice over a fitted waist is not).
+_SLEEVE = 1.5
 # Garment edge feathering (Gaussian sigma) per pixel of the image's long side, with a floor.
 _FEATHER = 0.002
 _MIN_FEATHER = 0.6
@@ -395,7 +398,11 @@ class GeometricTryOn:
         # The silhouette's 1 px rim keeps the edge anti-aliased; the segmenter's faint haze
         # beyond it (in the narrow gap between the legs) is not the person.
         rim = cv2.dilate(mask[box].astype(np.uint8), np.ones((3, 3), np.uint8))
-        cover *= alpha[box] * rim * ~body.protected[box]
+        # Inside the silhouette the person is opaque: the segmenter's soft alpha there (0.8 on
+        # a suit it is unsure of) would let the old clothes show through the garment.
+        inner = cv2.erode(mask[box].astype(np.uint8), np.ones((5, 5), np.uint8))
+        person_alpha = np.maximum(alpha[box], inner)
+        cover *= person_alpha * rim * ~body.protected[box]
         trunk = (body.right - body.left)[y0:y1]
         span = _SHADING_SPAN * float(np.median(trunk[trunk > 0]))
         source = person[box].astype(np.float32)
@@ -410,10 +417,10 @@ class GeometricTryOn:
         return out
 
 
-def _garment_rows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _garment_rows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per garment row: the centre of its extent, the width to fit to the body (sleeves
-    discounted) and the narrowest width at or below it. Rows without opaque pixels (a gap
-    between straps) take their neighbours'."""
+    discounted), its width and the narrowest width at or below it. Rows without opaque pixels
+    (a gap between straps) take their neighbours'."""
     # A garment thinner than the shrink factor may have no pixel left at 128: take its densest.
     solid = alpha >= min(128.0, float(alpha.max()))
     w = solid.shape[1]
@@ -424,7 +431,8 @@ def _garment_rows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     first, stop = np.interp(rows, filled, first), np.interp(rows, filled, stop)
     width = stop - first
     narrowest_below = np.minimum.accumulate(width[::-1])[::-1]
-    return (first + stop) / 2, np.minimum(width, _SLEEVE_FLARE * narrowest_below), narrowest_below
+    fit = np.minimum(width, _SLEEVE_FLARE * narrowest_below)
+    return (first + stop) / 2, fit, width, narrowest_below
 
 
 def _warp(
@@ -452,12 +460,12 @@ def _warp(
     size = (max(1, round(crop.shape[1] * factor)), stop - start)
     crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
     gh, gw = crop.shape[:2]
-    centre, fit, narrowest = _garment_rows(crop[..., 3] * 255)
+    centre, fit, row_width, narrowest = _garment_rows(crop[..., 3] * 255)
     arms: list[np.ndarray] = []
     if sleeves:
         # In sleeve rows, everything past the narrowest width below is sleeve; that body
         # width is what is fitted there.
-        sleeve_row = fit >= _SLEEVE_FLARE * narrowest - 1e-3
+        sleeve_row = row_width > _SLEEVE * narrowest
         fit = np.where(sleeve_row, narrowest, fit)
         cols = np.arange(gw)[None, :]
         outside = sleeve_row[:, None] & (np.abs(cols + 0.5 - centre[:, None]) > fit[:, None] / 2)
