@@ -168,11 +168,12 @@ def main() -> None:
                 else landmark_torso(pose, photo.shape)
             )
             cover = changed[region].mean() if region.any() else float("nan")
+            shown_cover = f"{cover:6.2f}" if region.any() else "   n/a"  # legs out of frame
             face_change = np.abs(out[face].astype(int) - photo[face].astype(int)).mean()
             above = int((out[:chin] != photo[:chin]).any(axis=2).sum())
             background = changed[off_person].mean()
             print(
-                f"{name:15} {garment_name:12} {cover:6.2f} {face_change:6.2f} {above:10d} "
+                f"{name:15} {garment_name:12} {shown_cover} {face_change:6.2f} {above:10d} "
                 f"{background:10.4f} {ms:6.0f}"
             )
             shown = garment_as_is(garment_photo_rgb)
