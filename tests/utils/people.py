@@ -205,6 +205,12 @@ def astronaut() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut())
 
 
+def small_portrait() -> np.ndarray:
+    """The astronaut at 160x160: a person the pose model finds, cheap to send and to dress
+    (for tests about jobs rather than pictures; the drawn figure is no person to the model)."""
+    return np.ascontiguousarray(cv2.resize(astronaut(), (160, 160), interpolation=cv2.INTER_AREA))
+
+
 def full_body_photo() -> np.ndarray | None:
     """A man standing full length, head to shoes (a crop of ultralytics' ``bus.jpg``), or None
     when that package is not installed (``pip install --no-deps ultralytics==8.4.190``: only
