@@ -186,6 +186,20 @@ def test_shading_carries_over(scene: Scene, dressed: dict[str, np.ndarray]) -> N
     assert band < 0.85 * around.mean()
 
 
+def test_long_sleeves_follow_the_arms_down_to_the_elbows(scene: Scene) -> None:
+    """The sleeves stick out at 30 degrees on the flat garment; on the figure they hang along
+    both arms from the shoulders toward the elbows, and the torso is covered as by a T-shirt."""
+    engine = GeometricTryOn(MaskSegmenter(scene.mask), DRAWN)
+    out = engine.dress(scene.rgb, garment_rgba("long-sleeved"), mode="upper", seed=0)
+    worn = wearing(out, "long-sleeved")
+    rows, cols = np.arange(SIZE[0])[:, None], np.arange(SIZE[1])[None, :]
+    upper_arms = scene.parts["arms"] & ~scene.parts["torso"] & (rows >= 105) & (rows < 165)
+    for side in (cols < SIZE[1] // 2, cols >= SIZE[1] // 2):
+        assert worn[upper_arms & side].mean() > 0.6
+    assert worn[expected_cover(scene, "tshirt")].mean() > 0.9
+    assert np.array_equal(out[untouched_zone(scene)], scene.rgb[untouched_zone(scene)])
+
+
 def test_stubbed_person_is_dressed_by_the_drawn_mask(scene: Scene) -> None:
     """With the true mask as the segmentation: the same contract, no model needed."""
     engine = GeometricTryOn(MaskSegmenter(scene.mask), DRAWN)

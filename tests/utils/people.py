@@ -142,6 +142,13 @@ GARMENTS: dict[str, tuple[tuple[int, int, int], list[tuple[int, int]]]] = {
     ),
 }
 MODE_OF = {"tshirt": "upper", "trousers": "lower", "dress": "full"}
+# A long-sleeved top, sleeves hanging at about 30 degrees from the body (not in GARMENTS: the
+# tests over every garment there expect its own region).
+LONG_SLEEVED = (
+    (200, 30, 35),
+    [(85, 10), (110, 25), (150, 25), (175, 10), (205, 40), (255, 250), (228, 262), (185, 110)]
+    + [(185, 290), (75, 290), (75, 110), (32, 262), (5, 250), (55, 40)],
+)
 
 
 def garment_photo(
@@ -149,7 +156,7 @@ def garment_photo(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The garment flat on white (uint8 RGB), in its own colour or ``colour``, and its true
     mask."""
-    own, points = GARMENTS[name]
+    own, points = LONG_SLEEVED if name == "long-sleeved" else GARMENTS[name]
     colour = colour or own
     mask = np.zeros(GARMENT_SIZE, np.uint8)
     cv2.fillPoly(mask, [np.array(points, np.int32)], 1)
@@ -167,7 +174,7 @@ def wearing(rgb: np.ndarray, name: str, colour: tuple[int, int, int] | None = No
     """Pixels of the garment's colour (or ``colour``): its hue within 15 degrees, strongly
     saturated (the person's jeans share the trousers' hue but not their saturation)."""
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL).astype(np.int16)
-    colour = colour or GARMENTS[name][0]
+    colour = colour or (LONG_SLEEVED if name == "long-sleeved" else GARMENTS[name])[0]
     target = cv2.cvtColor(np.uint8([[colour]]), cv2.COLOR_RGB2HSV_FULL)[0, 0]
     hue = np.abs(hsv[..., 0] - int(target[0]))
     hue = np.minimum(hue, 256 - hue)  # hue wraps around at 256 in the _FULL encoding

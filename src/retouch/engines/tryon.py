@@ -467,6 +467,12 @@ def _warp(
         # width is what is fitted there.
         sleeve_row = row_width > _SLEEVE * narrowest
         fit = np.where(sleeve_row, narrowest, fit)
+        # A sleeve row's own centre moves where one sleeve ends before the other: its body
+        # part is centred like the first row below without sleeves.
+        plain = np.flatnonzero(~sleeve_row)
+        if plain.size:
+            below = plain[np.minimum(np.searchsorted(plain, np.arange(gh)), plain.size - 1)]
+            centre = np.where(sleeve_row, centre[below], centre)
         cols = np.arange(gw)[None, :]
         outside = sleeve_row[:, None] & (np.abs(cols + 0.5 - centre[:, None]) > fit[:, None] / 2)
         arms = [crop * (outside & (cols < centre[:, None]))[..., None]]
