@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,17 @@ def test_full_length_landmarks_run_head_to_feet(model: MediaPipePose) -> None:
     assert rows[lm.NOSE] < rows[lm.LEFT_SHOULDER] < rows[lm.LEFT_HIP] < rows[lm.LEFT_KNEE]
     assert rows[lm.LEFT_KNEE] < rows[lm.LEFT_ANKLE] < photo.shape[0]
     assert pose.visible(lm.LEFT_ANKLE) and pose.visible(lm.RIGHT_ANKLE)
+
+
+@pytest.mark.slow
+def test_threads_share_one_model(model: MediaPipePose) -> None:
+    """One instance serves every request thread: concurrent calls give the answers of
+    sequential ones."""
+    photos = [astronaut(), np.ascontiguousarray(astronaut()[:, ::-1])] * 4
+    alone = [model.landmarks(photo) for photo in photos[:2]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(model.landmarks, photos))
+    for i, pose in enumerate(together):
+        expected = alone[i % 2]
+        assert pose is not None and expected is not None
+        assert np.array_equal(pose.points, expected.points)
