@@ -65,9 +65,6 @@ class Pose:
     visibility: np.ndarray
     score: float
 
-    def point(self, index: int) -> np.ndarray:
-        return self.points[index]
-
     def visible(self, index: int, threshold: float = 0.5) -> bool:
         return bool(self.visibility[index] >= threshold)
 

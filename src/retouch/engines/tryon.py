@@ -63,6 +63,7 @@ _ANKLE_HEM = 0.04
 _SHOULDER_HALF = 0.62
 _HIP_HALF = (0.85, 0.36)
 _THIGH_HALF = 0.55
+_THIGH_EXTRA = 0.1  # plus this many shoulder spans: hip joints sit close together
 _ANKLE_HALF = 0.3
 # The outline is widened by this share before the silhouette narrows it: the landmarks are
 # estimates, the silhouette is exact.
@@ -199,7 +200,7 @@ def body_from_pose(pose: Pose, mask: np.ndarray, rgb: np.ndarray) -> Body:
     # Below the crotch: both legs, each from hip over knee to ankle.
     legs = ys >= crotch
     if legs.any():
-        thigh = _THIGH_HALF * _span(pose, lm.LEFT_HIP, lm.RIGHT_HIP) + 0.1 * span
+        thigh = _THIGH_HALF * _span(pose, lm.LEFT_HIP, lm.RIGHT_HIP) + _THIGH_EXTRA * span
         edges = []
         for hip_i, knee_i, ankle_i in (
             (lm.LEFT_HIP, lm.LEFT_KNEE, lm.LEFT_ANKLE),
@@ -214,8 +215,9 @@ def body_from_pose(pose: Pose, mask: np.ndarray, rgb: np.ndarray) -> Body:
         lo[legs] = np.minimum(edges[0][0], edges[1][0])
         hi[legs] = np.maximum(edges[0][1], edges[1][1])
 
+    ankle = round(ankle_y + _ANKLE_HEM * (ankle_y - hip_y))
     mask = _fill_holes(mask)
-    for y in range(max(0, shoulder), min(h, round(ankle_y) + 1)):
+    for y in range(max(0, shoulder), min(h, ankle)):
         a, b = max(0, int(lo[y])), min(w, int(np.ceil(hi[y])))
         cols = np.flatnonzero(mask[y, a:b])
         if b <= a or cols.size == 0:
@@ -234,7 +236,7 @@ def body_from_pose(pose: Pose, mask: np.ndarray, rgb: np.ndarray) -> Body:
         waist=round(hip_y - _WAIST * torso),
         hips=round(hip_y + _HEM * torso),
         crotch=crotch,
-        ankle=round(ankle_y + _ANKLE_HEM * (ankle_y - hip_y)),
+        ankle=ankle,
         left=left,
         right=right,
         protected=protected_region(pose, rgb),
