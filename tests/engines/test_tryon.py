@@ -110,6 +110,16 @@ def test_hidden_hips_keep_the_torso_in_proportion(scene: Scene) -> None:
         assert body.hips == round(104 + torso * 1.08)
 
 
+def test_a_figure_in_profile_keeps_a_torso(scene: Scene) -> None:
+    """Seen from the side the shoulder landmarks overlap: the face's size keeps the body's
+    scale, so the torso is not squashed to a sliver under the shoulders."""
+    pose = drawn_pose()
+    points = pose.points.copy()
+    points[[11, 12], 0] = 128
+    body = body_from_pose(Pose(points, pose.visibility, 1.0), scene.mask, scene.rgb)
+    assert body.hips - body.shoulder > 60 and body.waist > body.shoulder + 40
+
+
 def test_specks_do_not_derail_the_trunk(scene: Scene) -> None:
     """Holes like the segmenter's at the top of the legs' gap and in the torso: the body's
     columns still span the torso and both legs."""

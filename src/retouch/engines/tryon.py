@@ -50,7 +50,9 @@ from retouch.errors import UnknownForeground
 
 MODES = ("upper", "lower", "full")
 
-# Body proportions (see the module docstring), in shoulder spans and torso heights.
+# Body proportions (see the module docstring), in shoulder spans and torso heights. A span is
+# at least this many eyes-to-mouth heights (4 to 5 on a front-facing adult).
+_SPAN_PER_FACE = 3.5
 _SHOULDER_LIFT = 0.12
 _TORSO = (1.0, 2.0)
 _HEM = 0.08
@@ -167,6 +169,16 @@ def silhouette(alpha: np.ndarray, near: tuple[float, float] | None = None) -> np
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
+def shoulder_span(pose: Pose) -> float:
+    """The distance between the shoulder joints, the body's yardstick; at least
+    ``_SPAN_PER_FACE`` times the eyes-to-mouth height (seen from the side, the shoulders
+    overlap and their distance says nothing about the body's size)."""
+    eyes = _mid(pose, lm.LEFT_EYE, lm.RIGHT_EYE)
+    mouth = _mid(pose, lm.MOUTH_LEFT, lm.MOUTH_RIGHT)
+    face = float(np.linalg.norm(mouth - eyes))
+    return max(_span(pose, lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER), _SPAN_PER_FACE * face, 2.0)
+
+
 def _mid(pose: Pose, a: int, b: int) -> np.ndarray:
     return (pose.points[a] + pose.points[b]) / 2
 
@@ -180,7 +192,7 @@ def body_from_pose(pose: Pose, mask: np.ndarray, rgb: np.ndarray) -> Body:
     HxW) and the person image ``rgb`` (for the hands' skin colour)."""
     h, w = mask.shape
     shoulders = _mid(pose, lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER)
-    span = max(_span(pose, lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER), 2.0)
+    span = shoulder_span(pose)
     hips = _mid(pose, lm.LEFT_HIP, lm.RIGHT_HIP)
     torso = float(np.clip(hips[1] - shoulders[1], *(f * span for f in _TORSO)))
     hip_y = shoulders[1] + torso
@@ -287,7 +299,7 @@ def protected_region(pose: Pose, rgb: np.ndarray) -> np.ndarray:
     cv2.ellipse(cheeks, cheek_centre, cheek_axes, 0, 0, 360, 1, -1)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     skin = lab[cheeks > 0]
-    span = max(_span(pose, lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER), 2.0)
+    span = shoulder_span(pose)
     for wrist, fingers in ((lm.LEFT_WRIST, lm.LEFT_HAND), (lm.RIGHT_WRIST, lm.RIGHT_HAND)):
         seen = [i for i in fingers if pose.visibility[i] >= _HAND_VISIBLE]
         if pose.visibility[wrist] < _HAND_VISIBLE and not seen:
