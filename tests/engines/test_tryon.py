@@ -156,6 +156,15 @@ def test_a_figure_cut_off_at_the_chest(scene: Scene) -> None:
     assert np.array_equal(out[scene.parts["head"][:170]], rgb[scene.parts["head"][:170]])
 
 
+def test_a_body_part_out_of_frame_is_unknown_foreground(scene: Scene) -> None:
+    """A close-up of the head: the shoulders are below it, so there is nowhere to put a top
+    (and an unchanged photo is no result)."""
+    rgb, mask = np.ascontiguousarray(scene.rgb[:80]), scene.mask[:80]
+    engine = GeometricTryOn(MaskSegmenter(mask), DRAWN)
+    with pytest.raises(UnknownForeground, match="not in the person image"):
+        engine.dress(rgb, garment_rgba("tshirt"), mode="upper", seed=0)
+
+
 @pytest.mark.slow
 def test_landmarks_of_the_segmented_person(scene: Scene, segmenter: Segmenter) -> None:
     alpha, mask, body = find_body(segmenter, DRAWN, scene.rgb)

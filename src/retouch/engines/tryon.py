@@ -100,6 +100,10 @@ _SHADING_SPAN = 0.4
 # collar) would print onto the garment as black or blown-out bands.
 _SHADE_RANGE = (0.35, 1.5)
 
+# A person whose body part the garment goes on is out of the frame (a face close-up and a top,
+# a portrait and trousers whose hips are below it): an unchanged photo would be charged.
+_OUT_OF_FRAME = "The part of the body this garment goes on is not in the person image"
+
 # Words for the diffusion prompt; the colour is the garment's median colour, named.
 _GARMENT_WORDS = {"upper": "top", "lower": "trousers", "full": "dress"}
 _NEGATIVE_PROMPT = "text, watermark, logo, blurry, low quality, deformed, extra limbs"
@@ -405,7 +409,7 @@ class GeometricTryOn:
         h, w = mask.shape
         painted = _warp(garment, body, start, stop, w, sleeves=mode != "lower")
         if painted is None:
-            return person.copy()
+            raise UnknownForeground(_OUT_OF_FRAME)
         (y0, y1, x0, x1), colour, cover = painted
         box = np.s_[y0:y1, x0:x1]
         cover = cv2.GaussianBlur(cover, (0, 0), max(_MIN_FEATHER, _FEATHER * max(h, w)))
@@ -650,7 +654,7 @@ class DiffusionTryOn:
         _, mask, body = find_body(self.segmenter, self.pose, person)
         region = clothing_region(mask, body, mode)
         if not region.any():
-            return person.copy()
+            raise UnknownForeground(_OUT_OF_FRAME)
         opaque = garment[..., 3] >= 128
         colour = colour_name(tuple(np.median(garment[opaque][:, :3], axis=0)))
         # ``background`` is the inpainter's prompted path: it repaints wherever the canvas is
