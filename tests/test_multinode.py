@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.utils.db import empty_tables
 from tests.utils.images import composite, encode
-from tests.utils.people import garment_rgba, person_scene
+from tests.utils.people import garment_rgba, small_portrait
 from tests.utils.processes import free_port, run_cli, serve, worker
 from tests.utils.seaweed import Seaweed
 
@@ -111,7 +111,7 @@ def test_two_nodes_share_results_limits_credits_idempotency_and_jobs(
                 f"{node_a.url}/v1/try-on",
                 headers=busy,
                 files={
-                    "person_image": ("p.png", encode(person_scene().rgb)),
+                    "person_image": ("p.png", encode(small_portrait())),
                     "garment_image": ("g.png", encode(garment_rgba("tshirt"))),
                 },
                 data={"wait_for_result": "false", "preprocess_garment": "false"},

@@ -34,11 +34,12 @@ from retouch.errors import InvalidParameter
 from tests.utils import fuzzing
 from tests.utils.factories import make_account
 from tests.utils.images import encode
+from tests.utils.people import small_portrait
 from tests.utils.server import LiveServer
 
 pytestmark = pytest.mark.timeout(180)
 
-PERSON = encode(np.full((160, 120, 3), 90, np.uint8))
+PERSON = encode(small_portrait())  # a person: the pose model runs at submission
 GARMENT = np.zeros((80, 80, 4), np.uint8)
 GARMENT[10:70, 10:70] = (200, 20, 20, 255)  # has transparency: no extraction, no model run
 FETCHABLE = {"person_image_url": PERSON, "garment_image_url": encode(GARMENT)}

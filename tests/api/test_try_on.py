@@ -27,15 +27,23 @@ from retouch.app_state import Engines, Services
 from retouch.billing import ledger
 from retouch.config import Settings
 from retouch.db.models import Job
+from retouch.engines.tryon import GeometricTryOn
 from retouch.errors import ServiceUnavailable, UnknownForeground
 from retouch.jobs.store import JobStatus, JobStore, JobView
 from retouch.jobs.webhooks import account_key, verify
+from tests.utils.engines import FixedPose
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.hangup import sent_request
 from tests.utils.images import decode, encode, iou
 from tests.utils.people import (
+    BLUE,
+    astronaut,
+    drawn_pose,
     expected_cover,
     garment_photo,
+    garment_rgba,
+    landmark_face,
+    landmark_torso,
     person_scene,
     untouched_zone,
     wearing,
@@ -54,6 +62,9 @@ class ScriptedTryOn:
         self.hold = hold
         self.error = error
         self.started = threading.Event()
+
+    def find_person(self, person: np.ndarray) -> None:
+        pass
 
     def dress(self, person: np.ndarray, garment: np.ndarray, *, mode: str, seed: int) -> np.ndarray:
         self.started.set()
@@ -440,29 +451,84 @@ def test_garment_extraction_costs_five_more(settings: Settings, engines: Engines
 
 @pytest.mark.slow
 def test_the_geometric_engine_dresses_a_person_through_http(
+    settings: Settings, engines: Engines
+) -> None:
+    """The drawn figure, with the landmarks a pose model would give it (the model itself does
+    not take a drawing for a person; the astronaut below runs it)."""
+    engine = GeometricTryOn(engines.segmenter, FixedPose(drawn_pose()))
+    with app_with(settings, engines, engine) as (client, services):
+        account = make_account(services, credits=20)
+        scene = person_scene()
+        photo, _ = garment_photo("tshirt")  # on white: extracted, so +5 credits
+        response = client.post(
+            "/v1/try-on",
+            headers=account.headers,
+            files={
+                "person_image": ("person.png", encode(scene.rgb)),
+                "garment_image": ("garment.png", encode(photo)),
+            },
+            data={"garment_mode": "auto"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Credits-Charged"] == "6"
+        result = np.asarray(decode(httpx.get(response.json()["result_url"]).content))
+        assert result.shape == scene.rgb.shape
+        assert iou(wearing(result, "tshirt"), expected_cover(scene, "tshirt")) >= 0.7
+        # JPEG-encoded, so "untouched" allows the codec's error.
+        zone = untouched_zone(scene)
+        assert np.abs(result[zone].astype(int) - scene.rgb[zone].astype(int)).mean() < 4
+        assert balance(services, account) == 14
+
+
+@pytest.mark.slow
+def test_the_default_engine_dresses_the_astronaut_not_her_face(
     client: httpx.Client, services: Services
 ) -> None:
+    """Issue 14 as a user met it: a real portrait and a garment on white, default engines. The
+    top covers her torso; her face comes back as it was (up to the JPEG codec)."""
     account = make_account(services, credits=20)
-    scene = person_scene()
-    photo, _ = garment_photo("tshirt")  # on white: extracted, so +5 credits
+    photo = astronaut()
+    garment, _ = garment_photo("tshirt", BLUE)
     response = client.post(
         "/v1/try-on",
         headers=account.headers,
         files={
-            "person_image": ("person.png", encode(scene.rgb)),
-            "garment_image": ("garment.png", encode(photo)),
+            "person_image": ("astronaut.png", encode(photo)),
+            "garment_image": ("garment.png", encode(garment)),
         },
-        data={"garment_mode": "auto"},
+        data={"garment_mode": "upper", "preprocess_garment": "false"},
     )
     assert response.status_code == 200, response.text
-    assert response.headers["X-Credits-Charged"] == "6"
     result = np.asarray(decode(httpx.get(response.json()["result_url"]).content))
-    assert result.shape == scene.rgb.shape
-    assert iou(wearing(result, "tshirt"), expected_cover(scene, "tshirt")) >= 0.7
-    # JPEG-encoded, so "untouched" allows the codec's error.
-    zone = untouched_zone(scene)
-    assert np.abs(result[zone].astype(int) - scene.rgb[zone].astype(int)).mean() < 4
-    assert balance(services, account) == 14
+    pose = services.engines.pose.landmarks(photo)
+    assert pose is not None
+    torso = landmark_torso(pose, photo.shape)
+    assert wearing(result, "tshirt", BLUE)[torso].mean() > 0.85
+    face = landmark_face(pose, photo.shape)
+    assert np.abs(result[face].astype(int) - photo[face].astype(int)).mean() < 3
+    assert balance(services, account) == 19
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wait", ["true", "false"])
+def test_nobody_in_the_photo_is_unknown_foreground_at_submission(
+    client: httpx.Client, services: Services, wait: str
+) -> None:
+    """The same 400 whether or not the call waits for the job, and nothing charged: the pose
+    model runs when the request is submitted. The drawn figure is no person to it."""
+    account = make_account(services, credits=10)
+    response = client.post(
+        "/v1/try-on",
+        headers=account.headers,
+        files={
+            "person_image": ("person.png", encode(person_scene().rgb)),
+            "garment_image": ("garment.png", encode(garment_rgba("tshirt"))),
+        },
+        data={"wait_for_result": wait},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "unknown_foreground"
+    assert balance(services, account) == 10
 
 
 class _Receiver(BaseHTTPRequestHandler):

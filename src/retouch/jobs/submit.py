@@ -141,7 +141,9 @@ async def _create(
             "and the account does not have enough"
         )
     inputs = await load()
-    inspected = await services.executor.run_unless(gone, inspect_inputs, settings, inputs)
+    inspected = await services.executor.run_unless(
+        gone, inspect_inputs, settings, inputs, services.engines.try_on
+    )
     price = pricing.try_on(
         garment_extraction=order.preprocess_garment and inspected.garment_needs_extraction
     )
