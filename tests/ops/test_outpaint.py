@@ -1,12 +1,16 @@
-"""Outpaint on images whose true continuation is known: a noisy periodic texture, cropped."""
+"""Outpaint on images whose true continuation is known (a noisy periodic texture, cropped) and on
+a real photograph whose subject must not be cloned into the new border."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from skimage import data
 
 from retouch.engines.base import Filler
 from retouch.engines.filler import PatchMatchFiller, TeleaFiller
+from retouch.engines.segmenter import create_segmenter
 from retouch.errors import InvalidParameter
 from retouch.ops.outpaint import outpaint
 from tests.utils.images import periodic_texture
@@ -43,6 +47,36 @@ class TruthFiller:
         out = rgb.copy()
         out[mask] = np.clip(self.truth[mask].astype(np.int16) + self.shift, 0, 255)
         return out
+
+
+class RecordingFiller(ConstantFiller):
+    """A constant fill that also keeps the ``exclude`` mask it was given."""
+
+    def __init__(self) -> None:
+        super().__init__((0, 0, 0))
+        self.excluded: list[np.ndarray | None] = []
+
+    def fill(
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        *,
+        creativity: float,
+        seed: int,
+        exclude: np.ndarray | None = None,
+    ) -> np.ndarray:
+        self.excluded.append(exclude)
+        return super().fill(rgb, mask, creativity=creativity, seed=seed)
+
+
+class DiscSegmenter:
+    """Alpha 1 on a disc in the middle of the image, 0 elsewhere."""
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        alpha = np.zeros((h, w), np.float32)
+        cv2.circle(alpha, (w // 2, h // 2), min(h, w) // 4, 1.0, -1)
+        return alpha
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +257,96 @@ def test_rejects_pixels_that_are_not_an_image() -> None:
             creativity=0,
             seed=0,
         )
+
+
+def test_the_subject_is_excluded_from_the_fill_sources() -> None:
+    image = np.full((200, 200, 3), 128, np.uint8)
+    filler = RecordingFiller()
+    outpaint(
+        image,
+        left=50,
+        top=10,
+        right=0,
+        bottom=0,
+        filler=filler,
+        creativity=0,
+        seed=0,
+        segmenter=DiscSegmenter(),
+    )
+    (exclude,) = filler.excluded
+    assert exclude is not None and exclude.shape == (210, 250)
+    disc = np.zeros((210, 250), bool)
+    disc[10:, 50:] = DiscSegmenter().mask(image) > 0
+    # The whole subject and a rim round it, nothing in the new border, the corners left free.
+    assert exclude[disc].all() and exclude.sum() > disc.sum()
+    assert not exclude[:10].any() and not exclude[:, :50].any()
+    assert not exclude[10:40, 50:80].any()
+    # Without a segmenter nothing is excluded (and fillers need not know the argument).
+    filler = RecordingFiller()
+    outpaint(image, left=50, top=0, right=0, bottom=0, filler=filler, creativity=0, seed=0)
+    assert filler.excluded == [None]
+
+
+# Patches of skimage.data.chelsea() (top, left, side; px of the original): both eyes and the
+# nose, what a viewer spots when it turns up twice.
+CHELSEA_FEATURES = {"left eye": (91, 146, 48), "right eye": (113, 293, 48), "nose": (221, 236, 48)}
+CHELSEA_SIDES = {"left": 200, "right": 200, "top": 100, "bottom": 0}
+
+
+def clone_score(out: np.ndarray, border: np.ndarray, patch: tuple[int, int, int]) -> float:
+    """Best normalised cross-correlation of the patch's fine detail (grey minus a blur) with any
+    window wholly inside ``border``: about 1 for a copy, however it was blended."""
+    grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    detail = grey - cv2.GaussianBlur(grey, (0, 0), 4)
+    y, x, side = patch
+    y, x = y + CHELSEA_SIDES["top"], x + CHELSEA_SIDES["left"]
+    match = cv2.matchTemplate(detail, detail[y : y + side, x : x + side], cv2.TM_CCOEFF_NORMED)
+    known = cv2.integral((~border).astype(np.float32))
+    overlap = known[side:, side:] - known[:-side, side:] - known[side:, :-side]
+    overlap += known[:-side, :-side]
+    return float(match[overlap[: match.shape[0], : match.shape[1]] == 0].max())
+
+
+def chelsea_border(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    top, left = CHELSEA_SIDES["top"], CHELSEA_SIDES["left"]
+    border = np.ones((top + h + CHELSEA_SIDES["bottom"], left + w + CHELSEA_SIDES["right"]), bool)
+    border[top : top + h, left : left + w] = False
+    return border
+
+
+def test_clone_score_finds_a_pasted_eye() -> None:
+    """The measure the next test relies on: an eye pasted into the border, under a colour shift
+    and a little blur, scores as a copy; the flat border around it does not."""
+    image = data.chelsea()
+    border = chelsea_border(image)
+    canvas = np.full((*border.shape, 3), 120, np.uint8)
+    canvas[~border] = image.reshape(-1, 3)
+    y, x, side = CHELSEA_FEATURES["left eye"]
+    eye = cv2.GaussianBlur(image[y : y + side, x : x + side], (0, 0), 0.7).astype(np.int16)
+    canvas[150:198, 20:68] = np.clip(eye + 25, 0, 255)
+    assert clone_score(canvas, border, CHELSEA_FEATURES["left eye"]) > 0.9
+    assert clone_score(canvas, border, CHELSEA_FEATURES["nose"]) < 0.6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("creativity", [0.0, 1.0])
+def test_a_real_photo_is_grown_without_copies_of_its_subject(creativity: float) -> None:
+    """skimage's cat grown by 200 px left and right and 100 px on top: PatchMatch alone filled
+    the border with copies of its eyes (score 0.99); with the segmenter, none of the face."""
+    image = data.chelsea()
+    out = outpaint(
+        image,
+        **CHELSEA_SIDES,
+        filler=PatchMatchFiller(),
+        creativity=creativity,
+        seed=5,
+        segmenter=create_segmenter("u2netp", threads=1),
+    )
+    border = chelsea_border(image)
+    assert out.shape == (*border.shape, 3)
+    assert np.array_equal(out[~border].reshape(image.shape), image)
+    scores = {name: clone_score(out, border, patch) for name, patch in CHELSEA_FEATURES.items()}
+    assert max(scores.values()) < 0.6, scores
+    # Still a continuation of the photo: the border's colours are the scene's, not a flat fill.
+    assert out[border].std(axis=0).min() > 10
