@@ -216,16 +216,16 @@ def photo_clones(
     return rows
 
 
-def fill_quality(out: np.ndarray, item: Input) -> tuple[float, float]:
-    """(low-frequency error in grey levels, detail as a share of the truth's) on the border."""
-    ours, truth = out.astype(np.float32), item.truth.astype(np.float32)
+def fill_quality(out: np.ndarray, truth: np.ndarray, border: np.ndarray) -> tuple[float, float]:
+    """(low-frequency error in grey levels, detail as a share of the truth's) on ``border``."""
+    ours, truth = out.astype(np.float32), truth.astype(np.float32)
 
     def blur(image: np.ndarray, sigma: float) -> np.ndarray:
         return cv2.GaussianBlur(image, (0, 0), sigma)
 
-    error = float(np.abs(blur(ours, LOW_SIGMA) - blur(truth, LOW_SIGMA))[item.border].mean())
-    ours_fine = (ours - blur(ours, DETAIL_SIGMA))[item.border]
-    truth_fine = (truth - blur(truth, DETAIL_SIGMA))[item.border]
+    error = float(np.abs(blur(ours, LOW_SIGMA) - blur(truth, LOW_SIGMA))[border].mean())
+    ours_fine = (ours - blur(ours, DETAIL_SIGMA))[border]
+    truth_fine = (truth - blur(truth, DETAIL_SIGMA))[border]
     return error, float(ours_fine.std() / truth_fine.std())
 
 
@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 peak=peak,
             )
             if out is not None:
-                scores.append((item.size, base.label, *fill_quality(out, item)))
+                scores.append((item.size, base.label, *fill_quality(out, item.truth, item.border)))
             for creativity in (0.0, 1.0):
                 ours, out = time_op(
                     item.size,
@@ -301,7 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 in_process[item.size, creativity] = ours
                 rows.append((ours, base))
                 if out is not None:
-                    scores.append((item.size, ours.label, *fill_quality(out, item)))
+                    scores.append(
+                        (item.size, ours.label, *fill_quality(out, item.truth, item.border))
+                    )
             rows.append((base, None))
         print_timings(rows, args.repeats, peak.method)
         print(
