@@ -18,7 +18,9 @@ the default 128):
   deviation of image minus a 2 px blur) as a share of the truth's: 1 keeps the texture, near 0 is
   a smear. A texture-synthesis fill is not expected to reproduce the truth's exact pixels, hence
   no PSNR, and a smear that keeps the mean colour scores well on the first number: read the two
-  together;
+  together. A copy of the product in the border adds edges and so raises "detail"; "away"
+  measures detail only outside the rows and columns the product spans. PatchMatch at
+  creativity 0 also runs without the segmenter (how it ran before issue 14);
 * through HTTP: ``retouch serve`` started as a subprocess (fresh data dir, loopback), the same
   JPEGs sent as multipart ``image`` with ``left``/``top``/``right``/``bottom`` = ``--pad`` and
   ``Accept: image/*`` (the answer is a JPEG of the extended size, which is checked), at each
@@ -90,6 +92,7 @@ from retouch.ops.outpaint import MAX_EXTENSION, MIN_SIDE, outpaint
 LOW_SIGMA = 16.0
 DETAIL_SIGMA = 2.0
 SEED = 7
+AWAY_MARGIN = 20
 # The real-photo extension of issue 14: (left, top, right, bottom) px.
 PHOTO_SIDES = (200, 100, 200, 0)
 PHOTOS = ("chelsea", "astronaut", "coffee")
@@ -106,15 +109,23 @@ class Input:
     pixels: np.ndarray  # what the server decodes it to
     truth: np.ndarray  # the whole shot the crop came from
     border: np.ndarray  # bool, True on the pixels outpainting adds
+    # The border outside the rows and columns the product spans (plus a margin): there the
+    # truth is background whatever a fill does next to the product.
+    away: np.ndarray
 
 
 def make_input(size: int, pad: int) -> Input:
     full = size + 2 * pad
-    truth = decode_rgb(product_shot("mug", "grain", size=(full, full), seed=0).jpeg)
+    shot = product_shot("mug", "grain", size=(full, full), seed=0)
+    truth = decode_rgb(shot.jpeg)
     jpeg = encode_jpeg(np.ascontiguousarray(truth[pad : pad + size, pad : pad + size]))
     border = np.ones((full, full), bool)
     border[pad : pad + size, pad : pad + size] = False
-    return Input(size, jpeg, decode_rgb(jpeg), truth, border)
+    rows, cols = np.flatnonzero(shot.mask.any(axis=1)), np.flatnonzero(shot.mask.any(axis=0))
+    away = border.copy()
+    away[max(0, rows[0] - AWAY_MARGIN) : rows[-1] + AWAY_MARGIN] = False
+    away[:, max(0, cols[0] - AWAY_MARGIN) : cols[-1] + AWAY_MARGIN] = False
+    return Input(size, jpeg, decode_rgb(jpeg), truth, border, away)
 
 
 def extend(
@@ -229,6 +240,14 @@ def fill_quality(out: np.ndarray, truth: np.ndarray, border: np.ndarray) -> tupl
     return error, float(ours_fine.std() / truth_fine.std())
 
 
+def border_quality(out: np.ndarray, item: Input) -> tuple[float, float, float]:
+    """(low-frequency error, detail) on the whole border, and detail away from the product."""
+    return (
+        *fill_quality(out, item.truth, item.border),
+        fill_quality(out, item.truth, item.away)[1],
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_common_args(parser, max_seconds=300)
@@ -274,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             extend(warm, filler, 0.0, 16)
         peak = PeakRss()
         rows: list[tuple[Timing, Timing | None]] = []
-        scores: list[tuple[int, str, float, float]] = []
+        scores: list[tuple[int, str, float, float, float]] = []
         in_process: dict[tuple[int, float], Timing] = {}
         inputs = [make_input(size, pad) for size in args.sizes]
         for item in inputs:
@@ -288,33 +307,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                 peak=peak,
             )
             if out is not None:
-                scores.append((item.size, base.label, *fill_quality(out, item.truth, item.border)))
-            for creativity in (0.0, 1.0):
+                scores.append((item.size, base.label, *border_quality(out, item)))
+            for creativity, seg in ((0.0, segmenter), (1.0, segmenter), (0.0, None)):
+                label = f"PatchMatch creativity {creativity:g}"
                 ours, out = time_op(
                     item.size,
-                    f"PatchMatch creativity {creativity:g}",
-                    partial(extend, item, patchmatch, creativity, pad, segmenter),
+                    label if seg else f"PatchMatch c={creativity:g}, no exclusion",
+                    partial(extend, item, patchmatch, creativity, pad, seg),
                     repeats=args.repeats,
                     deadline=deadline,
                     peak=peak,
                 )
-                in_process[item.size, creativity] = ours
+                if seg:
+                    in_process[item.size, creativity] = ours
                 rows.append((ours, base))
                 if out is not None:
-                    scores.append(
-                        (item.size, ours.label, *fill_quality(out, item.truth, item.border))
-                    )
+                    scores.append((item.size, ours.label, *border_quality(out, item)))
             rows.append((base, None))
         print_timings(rows, args.repeats, peak.method)
         print(
             f"\nQuality of the added border vs the true one (input = centre crop of a larger "
             f"shot): low-freq error = mean |blur(fill) - blur(truth)|, sigma {LOW_SIGMA:g} px, "
             f"grey levels (lower is better); detail = std of fill - blur(fill), sigma "
-            f"{DETAIL_SIGMA:g} px, / the truth's (1 = as textured, ~0 = a smear)"
+            f"{DETAIL_SIGMA:g} px, / the truth's (1 = as textured, ~0 = a smear); 'away' = "
+            f"detail outside the rows and columns the product spans (+{AWAY_MARGIN} px), where "
+            f"a copied product cannot add edges"
         )
-        print(f"  {'size':>5} {'case':<36} {'low-freq error':>14} {'detail':>7}")
-        for size, label, error, detail in scores:
-            print(f"  {size:>5} {label:<36} {error:>14.2f} {detail:>7.2f}")
+        print(f"  {'size':>5} {'case':<36} {'low-freq error':>14} {'detail':>7} {'away':>6}")
+        for size, label, error, detail, away in scores:
+            print(f"  {size:>5} {label:<36} {error:>14.2f} {detail:>7.2f} {away:>6.2f}")
         if not args.skip_photos:
             left, top, right, bottom = PHOTO_SIDES
             print(

@@ -78,7 +78,8 @@ SEED = 7
 # Sheets: tiles the first of these heights (px) that keeps the PNG within MAX_BYTES, with two
 # caption lines under each.
 TILE_HEIGHTS = (220, 190, 165, 145, 125, 110)
-CAPTION = 34
+CAPTION = 49  # a title line and up to two lines of metrics
+MIN_TILE_WIDTH = 150
 MAX_BYTES = 1_500_000
 # Outpaint crop-and-restore: share of the width taken off left and right, of the height on top.
 CROP_SIDES = 0.2
@@ -169,8 +170,8 @@ class Tile:
 
 
 def write_sheet(path: Path, title: str, rows: Sequence[Sequence[Tile]]) -> None:
-    """Rows of labelled tiles as a PNG of at most ``MAX_BYTES``: the tiles are made smaller
-    (never the captions) until it fits."""
+    """Rows of labelled tiles (a title and a note of up to two lines under each) as a PNG of
+    at most ``MAX_BYTES``: the tiles are made smaller (never the captions) until it fits."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for height in TILE_HEIGHTS:
         sheet = _render(title, rows, height)
@@ -190,11 +191,13 @@ def _render(title: str, rows: Sequence[Sequence[Tile]], tile_height: int) -> Ima
             width = max(1, round(w * tile_height / h))
             interpolation = cv2.INTER_AREA if h > tile_height else cv2.INTER_NEAREST
             body = cv2.resize(tile.image, (width, tile_height), interpolation=interpolation)
-            panel = Image.new("RGB", (max(width, 150), tile_height + CAPTION), "white")
+            panel = Image.new("RGB", (max(width, MIN_TILE_WIDTH), tile_height + CAPTION), "white")
             panel.paste(Image.fromarray(body), (0, 0))
             draw = ImageDraw.Draw(panel)
             draw.text((3, tile_height + 2), tile.title, fill="black", font=font)
-            draw.text((3, tile_height + 17), tile.note, fill=(150, 0, 0), font=font)
+            draw.multiline_text(
+                (3, tile_height + 17), tile.note, fill=(150, 0, 0), font=font, spacing=2
+            )
             panels.append(panel)
         rendered.append(panels)
     gap = 6
@@ -351,7 +354,7 @@ def run_outpaint(
         error, detail = fill_quality(out, full, border)
         clone = _worst(scores)
         print(f"  {name:<12} {clone:>6} {error:9.2f} {detail:7.2f} {seconds:6.1f}s")
-        note = f"clone {clone}  low-freq {error:.1f}  detail {detail:.2f}"
+        note = f"clone {clone}\nlow-freq {error:.1f}, detail {detail:.2f}"
         rows.append([Tile(crop.rgb, f"{name}: input"), Tile(out, "outpainted", note)])
         rows[-1].append(Tile(full, "truth"))
     chelsea = photos["chelsea"]
