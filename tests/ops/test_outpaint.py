@@ -25,11 +25,19 @@ class ConstantFiller:
     def __init__(self, colour: tuple[int, int, int]) -> None:
         self.colour = np.array(colour, np.uint8)
         self.calls: list[tuple[tuple[int, ...], int, float, int]] = []
+        self.excluded: list[np.ndarray | None] = []
 
     def fill(
-        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        *,
+        creativity: float,
+        seed: int,
+        exclude: np.ndarray | None = None,
     ) -> np.ndarray:
         self.calls.append((rgb.shape, int(mask.sum()), creativity, seed))
+        self.excluded.append(exclude)
         out = rgb.copy()
         out[mask] = self.colour
         return out
@@ -43,21 +51,6 @@ class TruthFiller:
         self.truth, self.shift = truth, shift
 
     def fill(
-        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
-    ) -> np.ndarray:
-        out = rgb.copy()
-        out[mask] = np.clip(self.truth[mask].astype(np.int16) + self.shift, 0, 255)
-        return out
-
-
-class RecordingFiller(ConstantFiller):
-    """A constant fill that also keeps the ``exclude`` mask it was given."""
-
-    def __init__(self) -> None:
-        super().__init__((0, 0, 0))
-        self.excluded: list[np.ndarray | None] = []
-
-    def fill(
         self,
         rgb: np.ndarray,
         mask: np.ndarray,
@@ -66,8 +59,9 @@ class RecordingFiller(ConstantFiller):
         seed: int,
         exclude: np.ndarray | None = None,
     ) -> np.ndarray:
-        self.excluded.append(exclude)
-        return super().fill(rgb, mask, creativity=creativity, seed=seed)
+        out = rgb.copy()
+        out[mask] = np.clip(self.truth[mask].astype(np.int16) + self.shift, 0, 255)
+        return out
 
 
 class DiscSegmenter:
@@ -262,7 +256,7 @@ def test_rejects_pixels_that_are_not_an_image() -> None:
 
 def test_the_subject_is_excluded_from_the_fill_sources() -> None:
     image = np.full((200, 200, 3), 128, np.uint8)
-    filler = RecordingFiller()
+    filler = ConstantFiller((0, 0, 0))
     outpaint(
         image,
         left=50,
@@ -282,8 +276,8 @@ def test_the_subject_is_excluded_from_the_fill_sources() -> None:
     assert exclude[disc].all() and exclude.sum() > disc.sum()
     assert not exclude[:10].any() and not exclude[:, :50].any()
     assert not exclude[10:40, 50:80].any()
-    # Without a segmenter nothing is excluded (and fillers need not know the argument).
-    filler = RecordingFiller()
+    # Without a segmenter nothing is excluded.
+    filler = ConstantFiller((0, 0, 0))
     outpaint(image, left=50, top=0, right=0, bottom=0, filler=filler, creativity=0, seed=0)
     assert filler.excluded == [None]
 
@@ -303,23 +297,29 @@ def test_clone_score_finds_a_pasted_eye() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("creativity", [0.0, 1.0])
-def test_a_real_photo_is_grown_without_copies_of_its_subject(creativity: float) -> None:
+def test_a_real_photo_is_grown_without_copies_of_its_subject() -> None:
     """skimage's cat grown by 200 px left and right and 100 px on top: PatchMatch alone filled
-    the border with copies of its eyes (score 0.99); with the segmenter, none of the face."""
+    the border with copies of its eyes (score 0.99); with the segmenter, none of the face, at
+    either end of the creativity range, and creativity still changes the border."""
     image = data.chelsea()
-    out = outpaint(
-        image,
-        **CHELSEA_SIDES,
-        filler=PatchMatchFiller(),
-        creativity=creativity,
-        seed=5,
-        segmenter=create_segmenter("u2netp", threads=1),
-    )
     border = chelsea_border(image)
-    assert out.shape == (*border.shape, 3)
-    assert np.array_equal(out[~border].reshape(image.shape), image)
-    scores = {name: clone_score(out, border, patch) for name, patch in CHELSEA_FEATURES.items()}
-    assert max(scores.values()) < 0.6, scores
-    # Still a continuation of the photo: the border's colours are the scene's, not a flat fill.
-    assert out[border].std(axis=0).min() > 10
+    segmenter = create_segmenter("u2netp", threads=1)
+    outs = {}
+    for creativity in (0.0, 1.0):
+        out = outpaint(
+            image,
+            **CHELSEA_SIDES,
+            filler=PatchMatchFiller(),
+            creativity=creativity,
+            seed=5,
+            segmenter=segmenter,
+        )
+        assert out.shape == (*border.shape, 3)
+        assert np.array_equal(out[~border].reshape(image.shape), image)
+        scores = {name: clone_score(out, border, patch) for name, patch in CHELSEA_FEATURES.items()}
+        assert max(scores.values()) < 0.6, (creativity, scores)
+        # Still a continuation of the photo: the border's colours are the scene's, not flat.
+        assert out[border].std(axis=0).min() > 10
+        outs[creativity] = out.astype(np.float32)
+    change = float(np.abs(outs[0.0] - outs[1.0])[border].mean())
+    assert change > 5, change
