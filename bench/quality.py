@@ -442,7 +442,7 @@ def run_upscale(engines: Engines, photos: dict[str, Photo]) -> list[list[Tile]]:
 
 def run_try_on(engines: Engines) -> None:
     """The try-on sheet belongs to ``bench/tryon.py`` (another bench); run it if it is there."""
-    if importlib.util.find_spec("tryon") is None:
+    if not Path(__file__).with_name("tryon.py").is_file():
         print("\ntry-on: bench/tryon.py not present, skipped")
         return
     import tryon  # type: ignore[import-not-found]
