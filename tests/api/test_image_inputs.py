@@ -256,3 +256,44 @@ def test_a_redirect_to_a_private_address_is_refused(
     assert_refused(response, services, account, "invalid_parameter")
     assert "not a public address" in response.json()["error"]
     assert connections == ["127.0.0.1"]  # the origin, and nothing after the redirect
+
+
+# Hosts that are ASCII but no valid IDNA A-label: httpx accepts the URL and fails when the host
+# is read, which must be a 400 wherever the URL comes from.
+BAD_IDNA_URLS = ["http://xn--/a.png", "https://xn--zz.example/a.png", "http://xn--a/a.png"]
+
+
+@pytest.mark.parametrize("url", BAD_IDNA_URLS)
+@pytest.mark.parametrize("form", ["json", "multipart"])
+def test_an_image_url_whose_host_fails_idna_is_a_400(
+    client: httpx.Client,
+    services: Services,
+    account: TestAccount,
+    url: str,
+    form: str,
+    connections: list[str],
+) -> None:
+    # A (None, text) file tuple is how httpx sends a plain field as multipart.
+    body = {"json": {"image_url": url}} if form == "json" else {"files": {"image_url": (None, url)}}
+    response = client.post(ENDPOINT, headers=account.headers, **body)  # type: ignore[arg-type]
+    assert_refused(response, services, account, "invalid_parameter")
+    assert "image_url" in response.json()["error"]
+    assert connections == []
+
+
+@pytest.mark.settings(fetch_allow_networks=["127.0.0.1/32"])
+@pytest.mark.parametrize("target", BAD_IDNA_URLS)
+def test_a_redirect_to_a_host_that_fails_idna_is_a_400(
+    client: httpx.Client,
+    services: Services,
+    account: TestAccount,
+    origin: str,
+    target: str,
+    connections: list[str],
+) -> None:
+    response = client.post(
+        ENDPOINT, headers=account.headers, json={"image_url": f"{origin}/redirect?to={target}"}
+    )
+    assert_refused(response, services, account, "invalid_parameter")
+    assert "image_url could not be fetched" in response.json()["error"]
+    assert connections == ["127.0.0.1"]

@@ -26,7 +26,7 @@ from retouch.errors import (
     RetouchError,
     UnsupportedContentType,
 )
-from retouch.fetch import fetch_url
+from retouch.fetch import fetch_url, parse_http_url
 from retouch.processing import probe_input
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,6 +70,8 @@ async def parse_image_request(
         if name in files:
             sources[name] = ImageSource(field=name, data=files[name])
         elif url:
+            # Every URL is checked before the first is fetched, so none is fetched in vain.
+            parse_http_url(str(url), f"{name}_url")
             sources[name] = ImageSource(field=f"{name}_url", url=str(url))
         else:
             raise MissingParameter(f"{name}_url (or a multipart file part {name}) is required")
