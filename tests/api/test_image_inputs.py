@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from retouch.app_state import Services
 from retouch.billing import ledger
+from tests.utils import fuzzing
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import composite, encode
 
@@ -158,6 +160,20 @@ def test_insufficient_credits_is_403_and_charges_nothing(
     assert response.json()["error_code"] == "insufficient_api_credits"
     with services.sessions() as session:
         assert ledger.balance(session, account_id=poor.id) == 3
+
+
+def test_a_progressive_jpeg_scan_bomb_is_refused_at_once(
+    client: httpx.Client, services: Services, account: TestAccount
+) -> None:
+    """20,000 scans of a flat 1024 px square: 680 KB, and about 20 s of decoding here."""
+    bomb = fuzzing.jpeg_scan_bomb(6_664)
+    started = time.monotonic()
+    response = client.post(
+        ENDPOINT, headers=account.headers, files={"image": ("bomb.jpg", bomb, "image/jpeg")}
+    )
+    assert time.monotonic() - started < 2
+    assert_refused(response, services, account, "malformed_image")
+    assert "scans" in response.json()["error"]
 
 
 # --- image_url ---------------------------------------------------------------------------
