@@ -286,3 +286,39 @@ def test_s3_outage_fails_requests_cleanly_and_charges_nothing(
             assert http.get(result).status_code == 200
             assert remove_background(http, account).status_code == 200
             assert balance(services, account) == 2
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_a_node_starts_while_s3_is_down_and_serves_once_it_returns(
+    settings: Settings, seaweed: Seaweed, engines: Engines
+) -> None:
+    s3 = urlsplit(seaweed.endpoint_url)
+    with TcpProxy.running(s3.hostname or "127.0.0.1", s3.port or 80) as proxy:
+        proxy.refuse()
+        settings = settings.model_copy(
+            update={
+                # A bucket that does not exist yet: the node must create it once S3 is back.
+                "results_url": f"s3://boot-{uuid.uuid4().hex[:8]}/results",
+                "s3_endpoint_url": f"http://127.0.0.1:{proxy.port}",
+            }
+        )
+        with (
+            running(settings, engines) as (services, live),
+            httpx.Client(base_url=live.url, timeout=60) as http,
+        ):
+            account = make_account(services, credits=5)
+            ready = http.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["checks"] == {"database": True, "storage": False, "models": True}
+            response, seconds = timed(lambda: remove_background(http, account))
+            assert_envelope(response, 503, "service_unavailable")
+            assert seconds < PROMPT_SECONDS
+            assert balance(services, account) == 5
+
+            proxy.restore()
+            assert http.get("/readyz").status_code == 200
+            made = remove_background(http, account)
+            assert made.status_code == 200, made.text
+            link = urlsplit(made.json()["result_url"])
+            assert http.get(f"{link.path}?{link.query}").status_code == 200
+            assert balance(services, account) == 4

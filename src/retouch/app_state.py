@@ -23,12 +23,12 @@ from retouch.engines.segmenter import create_segmenter
 from retouch.engines.tryon import TryOnEngine, create_try_on_engine
 from retouch.engines.upscaler import create_upscaler
 from retouch.executor import BoundedExecutor
-from retouch.jobs.webhooks import master_key
 from retouch.metrics import Metrics
 from retouch.ratelimit import RateLimiter
+from retouch.server_secrets import load_server_secrets
 from retouch.storage.base import PresigningStore, ResultStore
 from retouch.storage.local import LocalResultStore
-from retouch.storage.signing import UrlSigner, load_or_create_secret, signed_result_url
+from retouch.storage.signing import UrlSigner, signed_result_url
 
 
 def utc_now() -> datetime:
@@ -121,11 +121,8 @@ class Services:
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = create_session_factory(engine)
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)
-        secret = (
-            settings.result_secret.get_secret_value().encode()
-            if settings.result_secret
-            else load_or_create_secret(settings.secret_file)
-        )
+        with sessions.begin() as session:
+            keys = load_server_secrets(settings, session)
         return cls(
             settings=settings,
             engine=engine,
@@ -150,9 +147,9 @@ class Services:
                 on_pending=metrics.queue_depth.set,
             ),
             results=_result_store(settings),
-            signer=UrlSigner(secret),
+            signer=UrlSigner(keys.result_urls),
             engines=engines or Engines.load(settings),
-            webhook_master=master_key(settings),
+            webhook_master=keys.webhooks,
             metrics=metrics,
         )
 
