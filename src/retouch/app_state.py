@@ -25,7 +25,7 @@ from retouch.engines.upscaler import create_upscaler
 from retouch.executor import BoundedExecutor
 from retouch.metrics import Metrics
 from retouch.ratelimit import RateLimiter
-from retouch.server_secrets import load_server_secrets
+from retouch.server_secrets import ServerKeys
 from retouch.storage.base import PresigningStore, ResultStore
 from retouch.storage.local import LocalResultStore
 from retouch.storage.signing import UrlSigner, signed_result_url
@@ -108,9 +108,8 @@ class Services:
     pricing: Pricing
     executor: BoundedExecutor
     results: ResultStore
-    signer: UrlSigner
+    keys: ServerKeys
     engines: Engines
-    webhook_master: bytes
     metrics: Metrics
     # What "now" is for result expiry; tests move it forward instead of sleeping an hour.
     clock: Callable[[], datetime] = utc_now
@@ -121,8 +120,6 @@ class Services:
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = create_session_factory(engine)
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)
-        with sessions.begin() as session:
-            keys = load_server_secrets(settings, session)
         return cls(
             settings=settings,
             engine=engine,
@@ -147,11 +144,20 @@ class Services:
                 on_pending=metrics.queue_depth.set,
             ),
             results=_result_store(settings),
-            signer=UrlSigner(keys.result_urls),
+            keys=ServerKeys(settings, sessions),
             engines=engines or Engines.load(settings),
-            webhook_master=keys.webhooks,
             metrics=metrics,
         )
+
+    @property
+    def signer(self) -> UrlSigner:
+        """Signs and checks result URLs."""
+        return UrlSigner(self.keys.get().result_urls)
+
+    @property
+    def webhook_master(self) -> bytes:
+        """The key every account's webhook key is derived from."""
+        return self.keys.get().webhooks
 
     def result_url(self, base: str, key: str) -> str:
         """Where a client downloads a stored result, for the next ``result_ttl_seconds``: this

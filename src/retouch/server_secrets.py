@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from retouch.config import Settings
 from retouch.db.models import ServerSecret
@@ -38,6 +38,29 @@ WEBHOOKS = "webhooks"
 class ServerSecrets:
     result_urls: bytes
     webhooks: bytes
+
+
+class ServerKeys:
+    """One process's keys, loaded once: when it starts or, if the database is down then, at the
+    first use after it returns. A node may start during a database outage (``/readyz`` reports
+    it); until the keys are loaded, using them raises the database's OperationalError, which
+    requests answer as 503 ``service_unavailable``."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._loaded: ServerSecrets | None = None
+        try:
+            self.get()
+        except OperationalError as exc:
+            logger.warning("database unavailable at start (%s); keys load at first use", exc.orig)
+
+    def get(self) -> ServerSecrets:
+        # No lock: racing loads agree, the database sees to that.
+        if self._loaded is None:
+            with self._sessions.begin() as session:
+                self._loaded = load_server_secrets(self._settings, session)
+        return self._loaded
 
 
 def load_server_secrets(settings: Settings, session: Session) -> ServerSecrets:
