@@ -1,10 +1,11 @@
 """Bytes to pixels and back, for the three formats the API accepts: JPEG, PNG and WebP.
 
 Decoding is where untrusted bytes meet C decoders, so the order of checks matters: file size
-first, then the format by magic number, then the dimensions from the header alone, and only then
-the pixels. Each header is parsed by its Pillow plugin class directly rather than `Image.open`,
-which would run Pillow's process-wide decompression-bomb check (a warning, or an error past twice
-`MAX_IMAGE_PIXELS`) before we could apply our own, smaller, per-call limit.
+first, then the format by magic number, then the dimensions from the header alone (and a JPEG's
+scan count, from its marker segments), and only then the pixels. Each header is parsed by its
+Pillow plugin class directly rather than `Image.open`, which would run Pillow's process-wide
+decompression-bomb check (a warning, or an error past twice `MAX_IMAGE_PIXELS`) before we could
+apply our own, smaller, per-call limit.
 
 Alpha policy: an image keeps an alpha channel when its file declares one (RGBA/LA/PA modes or a
 tRNS colour key), even when every pixel is opaque. That mirrors the spec's "input has an alpha
