@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is context.
@@ -25,7 +26,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(*, level: str, json_lines: bool) -> None:
-    handler = logging.StreamHandler()
+    # stdout: what container engines, Kubernetes and process managers collect as the log.
+    handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         JsonFormatter()
         if json_lines
