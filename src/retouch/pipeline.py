@@ -6,8 +6,8 @@ No HTTP here: a job worker runs the same pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import anyio
@@ -25,6 +25,9 @@ class Output:
 
     data: bytes
     media_type: str
+    # Response headers the operation adds (generate-background's X-Retouch-Scene); kept with an
+    # idempotent result, so a replay answers with them too.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Delivery:
     credits_remaining: int
     replayed: bool
     data: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ async def run_paid(
                         status=200,
                         result_key=result_key,
                         media_type=output.media_type,
-                        headers={"X-Credits-Charged": str(hold.amount)},
+                        headers={**output.headers, "X-Credits-Charged": str(hold.amount)},
                     ),
                 )
             await run_in_threadpool(
@@ -138,6 +142,7 @@ async def run_paid(
         credits_remaining=remaining,
         replayed=False,
         data=output.data,
+        headers=output.headers,
     )
 
 
@@ -155,6 +160,7 @@ async def _replay(services: Services, request: PaidRequest, stored: StoredRespon
         credits_remaining=remaining,
         replayed=True,
         data=result.data,
+        headers={k: v for k, v in stored.headers.items() if k != "X-Credits-Charged"},
     )
 
 
