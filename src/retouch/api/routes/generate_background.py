@@ -21,7 +21,9 @@ router = APIRouter(tags=["Endpoints"])
     summary="Generate Background",
     description="Place the subject on a new 1024x1024 scene (JPEG). An image without "
     "transparency has its background removed first. The default engine draws procedural "
-    "photographic backdrops, one per `scene`; prompt keywords choose among them.",
+    "photographic scenes: `scene` picks a preset; otherwise the scene nearest in meaning to "
+    "`prompt` (sentence embeddings) is drawn. The `X-Retouch-Scene` response header names "
+    "the scene used.",
     operation_id="generate-background",
     openapi_extra=request_body(GenerateBackgroundRequest),
     responses={
