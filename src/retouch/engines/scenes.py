@@ -650,19 +650,24 @@ def _clouds(rng: np.random.Generator, shape: tuple[int, int], amount: float) -> 
     """Cloud cover in [0, 1]: fractal noise cut at a level, more of it towards the horizon."""
     y = _rows01(shape)
     cells = (3, max(3, round(5 * shape[1] / max(shape[0], 1) / 1.6)))
-    cover = _smoothstep(0.7 - amount, 1.9 - amount, _fbm(rng, shape, cells, 6, gain=0.55) + 0.4 * y)
+    cover = _smoothstep(0.7 - amount, 1.9 - amount, _fbm(rng, shape, cells, 4, gain=0.5) + 0.4 * y)
     # Billows: soft, rounded edges rather than a cut-out's.
-    return cv2.GaussianBlur(cover, (0, 0), max(2.0, shape[0] / 120))
+    return cv2.GaussianBlur(cover, (0, 0), max(2.0, shape[0] / 80))
 
 
 def _sky(rng: np.random.Generator, shape: tuple[int, int], amount: float) -> np.ndarray:
-    """A blue sky, deep at the top and pale at the horizon, with white clouds grey beneath."""
+    """A blue sky, deep at the top and pale at the horizon, with white clouds: sunlit on top
+    (where the cloud above is thinner), grey and flat-bottomed below, wispy at their edges."""
     y = _rows01(shape)
     sky = _planar(_mix(_rgb(58, 118, 204), _rgb(196, 220, 240), y**1.4), shape)
     cover = _clouds(rng, shape, amount)
-    belly = _smoothstep(0.2, 0.9, _fbm(rng, shape, (4, 8), 4))
-    cloud = _mix(_rgb(252, 252, 253), _rgb(196, 204, 218), 0.6 * belly)
-    return _mix(sky, cloud, 0.92 * cover)
+    lift = max(2, shape[0] // 40)
+    above = np.empty_like(cover)
+    above[lift:], above[:lift] = cover[:-lift], cover[:lift]
+    lit = np.clip(0.72 + 2.5 * (cover - above), 0, 1)
+    puffs = 1 + 0.04 * _fbm(rng, shape, (6, 12), 3)
+    cloud = _mix(_rgb(178, 188, 206), _rgb(255, 255, 255), lit) * puffs
+    return _mix(sky, cloud, np.clip(1.15 * cover, 0, 1) ** 1.3)
 
 
 def _sand_texture(rng: np.random.Generator, shape: tuple[int, int], unit: float) -> np.ndarray:
@@ -687,7 +692,7 @@ def _beach(stage: _Stage, rng: np.random.Generator) -> np.ndarray:
     t = np.clip((y - sea_line) / (1 - sea_line), 0, 1)
     sea = _planar(_mix(_rgb(30, 96, 156), _rgb(64, 172, 186), t**0.8), shape)
     sea *= 1 + 0.06 * _noise(rng, shape, (max(2, shape[0] // 3), 4))
-    foam = _smoothstep(0.86, 0.98, t + 0.04 * _noise(rng, shape, (4, 12)))
+    foam = _smoothstep(0.9, 0.985, t + 0.025 * _noise(rng, shape, (8, 40)))
     sea = _mix(sea, _rgb(238, 242, 240), 0.85 * foam)
     wall = _blur(np.where(y < sea_line, sky, sea), 3 * stage.unit, (stage.w, max(stage.horizon, 1)))
     surface = _onto_surface(_sand_texture(rng, _surface_shape(stage), stage.unit), stage)
@@ -1047,9 +1052,9 @@ def _podium(stage: _Stage, rng: np.random.Generator) -> np.ndarray:
     shape = (stage.h, stage.w)
     y, x = _grid(shape)
     rx = float(np.clip(1.4 * stage.half_width, 0.16 * stage.w, 0.42 * stage.w))
-    ry = 0.16 * rx
+    ry = 0.26 * rx
     body = float(np.clip(0.85 * (stage.h - stage.base), 0.04 * stage.h, 0.24 * stage.h))
-    cx, top, bottom = stage.centre, stage.base - 0.2 * ry, stage.base - 0.2 * ry + body
+    cx, top, bottom = stage.centre, stage.base - 0.3 * ry, stage.base - 0.3 * ry + body
     u = np.clip((x - cx) / rx, -1, 1)
     arc = ry * np.sqrt(1 - u * u)
     inside = _smoothstep(1.0, 0.99, np.abs((x - cx) / rx))
