@@ -20,6 +20,8 @@ from retouch.engines.scenes import (
 )
 from retouch.engines.text_encoder import MiniLmEncoder
 from retouch.ops.compose import composite, contact_shadow, place_subject
+from retouch.ops.cutout import subject_box
+from retouch.ops.generate_background import Placement, SceneRequest, compose_scene
 
 LOOKS = PRESETS
 SIZE = 512
@@ -273,3 +275,51 @@ def test_the_subject_lands_where_the_transform_says(
         under.mean()
         < background[rows.max() + 2 : rows.max() + 6, cols.min() + 20 : cols.max() - 20].mean()
     )
+
+
+@pytest.mark.parametrize(
+    ("prompt", "light"), [("plain studio backdrop", -1.0), ("a sunny beach", 1.0)]
+)
+def test_the_shadow_and_the_relight_agree_with_the_scenes_light(
+    generator: ProceduralScenes, prompt: str, light: float
+) -> None:
+    """The key light's side: the backdrop is brighter there, the cast shadow falls to the other
+    side, and the subject is a little brighter on the lit side."""
+    subject = np.zeros((320, 220, 4), np.uint8)
+    subject[10:-10, 10:-10] = (128, 128, 128, 255)  # mid grey, transparent around
+    placement = Placement(scale=0.4, y_center=0.55)
+    canvas = place_subject(subject, scale=0.4, x_center=0.5, y_center=0.55)
+    box = subject_box(canvas[..., 3], threshold=127, min_fraction=0)
+    assert box is not None
+    result = compose_scene(
+        subject,
+        segmenter=Unused(),
+        generator=generator,
+        placement=placement,
+        scene=SceneRequest(prompt=prompt, seed=1),
+    )
+    backdrop = generator.backdrop(canvas, scene=None, prompt=prompt, negative_prompt=None, seed=1)
+    assert backdrop.light == light and result.scene == backdrop.scene
+    # The floor behind the subject's foot, beside it: darkened on the side away from the light.
+    darkening = backdrop.image.astype(np.float64) - result.image
+    band = slice(box.bottom - 60, box.bottom - 5)
+    right = darkening[band, box.right + 5 : box.right + 60].mean()
+    left = darkening[band, box.left - 60 : box.left - 5].mean()
+    assert (right - left) * -light > 3
+    # The surface, in front: brighter towards the light.
+    floor_left, floor_right = (
+        backdrop.image[-120:, :300].mean(),
+        backdrop.image[-120:, -300:].mean(),
+    )
+    assert (floor_left - floor_right) * -light > 1
+    # The subject: brighter on the lit side, and never more than gently.
+    row = result.image[(box.top + box.bottom) // 2]
+    near_left = row[box.left + 5 : box.left + 25].mean()
+    near_right = row[box.right - 25 : box.right - 5].mean()
+    assert (near_left - near_right) * -light > 5
+    assert np.abs(row[box.left + 5 : box.right - 5].astype(np.float64) - 128).max() < 20
+
+
+class Unused:
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        raise AssertionError("an RGBA subject is not segmented")
