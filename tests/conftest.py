@@ -127,7 +127,8 @@ def services(settings: Settings, engines: Engines) -> Iterator[Services]:
 
 @pytest.fixture
 def server(settings: Settings, services: Services) -> Iterator[LiveServer]:
-    with LiveServer.start(create_app(settings, services)) as live:
+    app = create_app(settings, services)
+    with LiveServer.start(app, metrics_port=settings.metrics_port) as live:
         yield live
 
 

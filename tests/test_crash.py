@@ -24,7 +24,7 @@ from retouch.db.models import Account, Job, LedgerEntry, Reservation
 from retouch.jobs.webhooks import account_key, master_key, verify
 from tests.utils.db import empty_tables
 from tests.utils.images import composite, encode
-from tests.utils.people import garment_rgba, person_scene
+from tests.utils.people import garment_rgba, small_portrait
 from tests.utils.processes import run_cli, serve, worker
 
 pytestmark = pytest.mark.slow
@@ -158,7 +158,7 @@ def submit(url: str, headers: dict[str, str]) -> str:
         f"{url}/v1/try-on",
         headers=headers,
         files={
-            "person_image": ("p.png", encode(person_scene().rgb)),
+            "person_image": ("p.png", encode(small_portrait())),
             # A garment photo on white: extraction runs the segmenter too, so the job lasts.
             "garment_image": ("g.png", encode(garment_rgba("tshirt")[..., :3])),
         },
@@ -306,7 +306,7 @@ def test_a_webhook_interrupted_by_a_crash_is_delivered_after_restart(
             f"{node.url}/v1/try-on",
             headers=headers,
             files={
-                "person_image": ("p.png", encode(person_scene().rgb)),
+                "person_image": ("p.png", encode(small_portrait())),
                 "garment_image": ("g.png", encode(garment_rgba("tshirt"))),
             },
             data={"wait_for_result": "false", "preprocess_garment": "false", "webhook_url": url},

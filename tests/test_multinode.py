@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.utils.db import empty_tables
 from tests.utils.images import composite, encode
-from tests.utils.people import garment_rgba, person_scene
-from tests.utils.processes import run_cli, serve, worker
+from tests.utils.people import garment_rgba, small_portrait
+from tests.utils.processes import free_port, run_cli, serve, worker
 from tests.utils.seaweed import Seaweed
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
@@ -111,7 +111,7 @@ def test_two_nodes_share_results_limits_credits_idempotency_and_jobs(
                 f"{node_a.url}/v1/try-on",
                 headers=busy,
                 files={
-                    "person_image": ("p.png", encode(person_scene().rgb)),
+                    "person_image": ("p.png", encode(small_portrait())),
                     "garment_image": ("g.png", encode(garment_rgba("tshirt"))),
                 },
                 data={"wait_for_result": "false", "preprocess_garment": "false"},
@@ -149,7 +149,12 @@ def worker_processes(parent: int) -> list[int]:
 
 
 def test_serve_workers_runs_processes_that_each_load_the_models_once(tmp_path: Path) -> None:
-    settings = {"data_dir": str(tmp_path / "data"), "workers": "2"}
+    metrics_port = free_port()
+    settings = {
+        "data_dir": str(tmp_path / "data"),
+        "workers": "2",
+        "metrics_port": str(metrics_port),
+    }
     with serve(tmp_path / "serve.log", **settings) as node:
         processes = worker_processes(node.process.pid)
         assert len(processes) == 2
@@ -165,10 +170,12 @@ def test_serve_workers_runs_processes_that_each_load_the_models_once(tmp_path: P
         }
         # Each process loaded its models at start, once, and never again per request.
         assert node.output().count("Loading u2netp") == 2
-        # Whichever process a scrape reaches, it counts the requests of both.
+        # Whichever process a scrape of the metrics port reaches, it counts the requests of
+        # both; the API's port serves no metrics.
         for _ in range(4):
             with httpx.Client() as fresh:  # a new connection each time, as a scraper makes
-                assert served(fresh.get(f"{node.url}/metrics").text) == 8
+                assert served(fresh.get(f"http://127.0.0.1:{metrics_port}/metrics").text) == 8
+                assert fresh.get(f"{node.url}/metrics").status_code == 404
     for pid in processes:
         assert not Path(f"/proc/{pid}").exists()
 

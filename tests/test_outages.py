@@ -28,7 +28,7 @@ from tests.utils.calls import assert_envelope
 from tests.utils.db import empty_tables
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import composite, encode
-from tests.utils.people import garment_rgba, person_scene
+from tests.utils.people import garment_rgba, small_portrait
 from tests.utils.processes import worker
 from tests.utils.proxy import TcpProxy
 from tests.utils.seaweed import Seaweed
@@ -183,7 +183,7 @@ def submit_try_on(http: httpx.Client, account: TestAccount) -> str:
         "/v1/try-on",
         headers=account.headers,
         files={
-            "person_image": ("p.png", encode(person_scene().rgb)),
+            "person_image": ("p.png", encode(small_portrait())),
             "garment_image": ("g.png", encode(garment_rgba("tshirt"))),
         },
         data={"wait_for_result": "false", "preprocess_garment": "false"},

@@ -13,13 +13,19 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from retouch import __version__
 from retouch.api.errors import install_error_handlers
-from retouch.api.middleware import RequestContextMiddleware
+from retouch.api.middleware import (
+    AllowedHostsMiddleware,
+    MetricsListenerMiddleware,
+    RequestContextMiddleware,
+)
 from retouch.api.openapi import install_openapi
 from retouch.api.routes import (
     credits,
+    docs,
     generate_background,
     health,
     outpaint,
@@ -66,14 +72,28 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         summary="Self-hosted image editing, wire-compatible with the Pixelcut API",
         version=__version__,
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from a CDN; /docs is served by routes.docs.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     install_error_handlers(app)
     install_openapi(app)
+    # Outermost last: forwarded headers are applied first, the metrics port answers before any
+    # API concern, and a refused Host is still logged with its request id.
+    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.served_hosts)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_bytes,
         body_timeout_seconds=settings.request_body_timeout_seconds,
     )
+    if settings.metrics_port is not None:
+        app.add_middleware(MetricsListenerMiddleware, port=settings.metrics_port)
+    if settings.forwarded_allow_ips:
+        app.add_middleware(
+            ProxyHeadersMiddleware,
+            trusted_hosts=[str(network) for network in settings.forwarded_allow_ips],
+        )
     app.include_router(credits.router)
     app.include_router(health.router)
     app.include_router(remove_background.router)
@@ -82,6 +102,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(upscale.router)
     app.include_router(try_on.router)
     app.include_router(playground.router)
+    app.include_router(docs.router)
     app.include_router(results.router)
     return app
 

@@ -18,6 +18,7 @@ from retouch.db.engine import create_db_engine, create_session_factory
 from retouch.engines.base import BackgroundGenerator, Filler, Segmenter, Upscaler
 from retouch.engines.diffusion import DiffusionInpainter
 from retouch.engines.filler import create_filler
+from retouch.engines.pose import PoseEstimator, create_pose_estimator
 from retouch.engines.scenes import create_background_generator
 from retouch.engines.segmenter import create_segmenter
 from retouch.engines.text_encoder import MiniLmEncoder
@@ -45,6 +46,7 @@ class Engines:
     backgrounds: BackgroundGenerator
     filler: Filler
     try_on: TryOnEngine
+    pose: PoseEstimator
 
     @classmethod
     def load(cls, settings: Settings) -> Engines:
@@ -72,6 +74,7 @@ class Engines:
                 settings.background_generator, encoder=MiniLmEncoder(threads=threads)
             )
         segmenter = create_segmenter(settings.segmenter, threads=threads)
+        pose = create_pose_estimator(threads=threads)
         return cls(
             segmenter=segmenter,
             upscaler=create_upscaler(settings.upscaler, threads=threads),
@@ -80,10 +83,12 @@ class Engines:
             try_on=create_try_on_engine(
                 settings.try_on_engine,
                 segmenter=segmenter,
+                pose=pose,
                 threads=threads,
                 weights_path=settings.diffusion_weights,
                 steps=settings.diffusion_steps,
             ),
+            pose=pose,
         )
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from retouch import server
 from retouch.billing import accounts, keys, ledger
 from retouch.config import Settings, log_unknown_settings
 from retouch.db import migrate
@@ -94,10 +94,14 @@ def serve(
             "%d processes without RETOUCH_REDIS_URL: each enforces the rate limit on its own",
             processes,
         )
-    # Worker processes build their app from the environment, like every other process would;
-    # they size their CPU pools from the number of processes sharing the machine.
+    # Worker processes build their app from the environment, like every other process would:
+    # they size their CPU pools from the number of processes sharing the machine, and know the
+    # address they serve (the default allowed hosts include it).
+    os.environ["RETOUCH_HOST"] = bind_host
+    os.environ["RETOUCH_PORT"] = str(bind_port)
     os.environ["RETOUCH_WORKERS"] = str(processes)
-    metrics_dir = settings.model_copy(update={"workers": processes}).metrics_dir
+    settings = Settings()
+    metrics_dir = settings.metrics_dir
     if metrics_dir is not None:
         # prometheus_client reads this when a worker imports it. Emptied first: files left by
         # an earlier run's processes would be counted as live ones.
@@ -107,16 +111,7 @@ def serve(
     # ncnn's OpenMP runtime reads this once when it loads; spinning idle threads would steal
     # the cores the other requests' threads need.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    uvicorn.run(
-        "retouch.app:app_from_environment",
-        factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=processes,
-        log_config=None,
-        access_log=False,  # Retouch logs each request itself, with its request id
-        proxy_headers=True,
-    )
+    server.serve(settings)
 
 
 @app.command()

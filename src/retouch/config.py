@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     price_garment_extraction: NonNegative = 5
     reservation_ttl_seconds: Annotated[int, Field(ge=5)] = Field(
         default=900,
-        description="A reservation no process has finished after this is refunded; it must "
-        "exceed the longest request (jobs' reservations last as long as their job may).",
+        description="A reservation no live process has renewed for this long is refunded; "
+        "live requests renew theirs every third of it (jobs' last as long as their job may).",
     )
 
     result_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
@@ -174,13 +174,35 @@ class Settings(BaseSettings):
         default=None,
         description="Base of result URLs; default is the URL the request came in on.",
     )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names requests may name in their Host header ('*.example.com' and '*' "
+        "match many); others get 400. Default: loopback names, the bound host and the host of "
+        "public_base_url.",
+    )
+    forwarded_allow_ips: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Proxies whose X-Forwarded-Proto and X-Forwarded-For are believed; by "
+        "default none.",
+    )
 
     max_request_bytes: Annotated[int, Field(ge=1024)] = 26 * 1024 * 1024
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10,
+        description="Longest a client may take to send a request's line and headers; slower "
+        "connections are closed (with 408 once a request has begun).",
+    )
     request_body_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
         default=60,
         description="Longest a client may take to send a request body; slower uploads "
         "(slow-loris) get 408 `request_timeout` and the connection is closed.",
     )
+
+    metrics_port: Annotated[int | None, Field(ge=1, le=65535)] = Field(
+        default=None,
+        description="Port of a separate listener serving only /metrics; unset: no metrics.",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Interface of the metrics port.")
 
     log_level: str = "INFO"
     log_json: bool = False
@@ -195,6 +217,24 @@ class Settings(BaseSettings):
         if self.result_urls == "presigned" and self.results_url is None:
             raise ValueError("RETOUCH_RESULT_URLS=presigned needs S3 results (RETOUCH_RESULTS_URL)")
         return self
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> Self:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("RETOUCH_METRICS_PORT must differ from the API's port")
+        return self
+
+    @property
+    def served_hosts(self) -> list[str]:
+        """Host names (lower case) or patterns a request's Host may name."""
+        if self.allowed_hosts is not None:
+            return [host.lower() for host in self.allowed_hosts]
+        hosts = ["localhost", "127.0.0.1", "::1"]
+        if self.host not in ("0.0.0.0", "::", ""):
+            hosts.append(self.host.strip("[]").lower())
+        if self.public_base_url is not None and self.public_base_url.host:
+            hosts.append(self.public_base_url.host.strip("[]").lower())
+        return list(dict.fromkeys(hosts))
 
     @property
     def cpu_threads(self) -> int:

@@ -95,6 +95,12 @@ class NotFound(RetouchError):
     default_message = "Not found"
 
 
+class NotAcceptable(RetouchError):
+    status = 406
+    error_code = "not_acceptable"
+    default_message = "None of the media types in Accept can be produced"
+
+
 class Conflict(RetouchError):
     status = 409
     error_code = "conflict"
@@ -105,6 +111,15 @@ class RequestTimeout(RetouchError):
     status = 408
     error_code = "request_timeout"
     default_message = "The request body was not received in time"
+
+
+class ClientDisconnected(RetouchError):
+    """The client hung up before its work started: the work is dropped and refunded. Nobody
+    reads the answer; 499 is nginx's "client closed request", which the access log shows."""
+
+    status = 499
+    error_code = "client_closed_request"
+    default_message = "The client closed the connection before the work started"
 
 
 class RateLimitExceeded(RetouchError):

@@ -6,7 +6,10 @@ No HTTP here: a job worker runs the same pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -17,6 +20,8 @@ from retouch.app_state import Services
 from retouch.billing import ledger
 from retouch.billing.idempotency import StoredResponse
 from retouch.errors import NotFound
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,39 +84,47 @@ async def run_paid(
             amount=request.price,
         )
         try:
-            output = await work()
-            result_key = None
-            if request.store_result or key is not None:
-                keep = (
-                    services.settings.idempotency_ttl_seconds
-                    if key is not None
-                    else services.settings.result_ttl_seconds
-                )
-                result_key = await run_in_threadpool(
-                    services.results.put,
-                    output.data,
-                    media_type=output.media_type,
-                    expires_at=services.clock() + timedelta(seconds=keep),
-                )
-            if key is not None:
-                assert result_key is not None
-                # Recorded before the charge becomes final: a failure from here on refunds and
-                # forgets the key, so a retry runs again instead of meeting a stuck record.
-                await run_in_threadpool(
-                    idem.complete,
-                    account_id=request.account_id,
-                    key=key,
-                    request_id=request.request_id,
-                    response=StoredResponse(
-                        status=200,
-                        result_key=result_key,
+            async with kept_alive(
+                services,
+                account_id=request.account_id,
+                request_id=request.request_id,
+                idempotency_key=key,
+            ):
+                output = await work()
+                result_key = None
+                if request.store_result or key is not None:
+                    keep = (
+                        services.settings.idempotency_ttl_seconds
+                        if key is not None
+                        else services.settings.result_ttl_seconds
+                    )
+                    result_key = await run_in_threadpool(
+                        services.results.put,
+                        output.data,
                         media_type=output.media_type,
-                        headers={**output.headers, "X-Credits-Charged": str(hold.amount)},
-                    ),
+                        expires_at=services.clock() + timedelta(seconds=keep),
+                    )
+                if key is not None:
+                    assert result_key is not None
+                    # Recorded before the charge becomes final: a failure from here on refunds and
+                    # forgets the key, so a retry runs again instead of meeting a stuck record.
+                    await run_in_threadpool(
+                        idem.complete,
+                        account_id=request.account_id,
+                        key=key,
+                        request_id=request.request_id,
+                        response=StoredResponse(
+                            status=200,
+                            result_key=result_key,
+                            media_type=output.media_type,
+                            headers={**output.headers, "X-Credits-Charged": str(hold.amount)},
+                        ),
+                    )
+                await run_in_threadpool(
+                    services.ledger.commit,
+                    account_id=request.account_id,
+                    request_id=request.request_id,
                 )
-            await run_in_threadpool(
-                services.ledger.commit, account_id=request.account_id, request_id=request.request_id
-            )
         except BaseException:
             # Shielded: even a cancelled request (client gone, server stopping) gets its refund.
             with anyio.CancelScope(shield=True):
@@ -146,7 +159,47 @@ async def run_paid(
     )
 
 
+@asynccontextmanager
+async def kept_alive(
+    services: Services,
+    *,
+    account_id: int,
+    request_id: str,
+    idempotency_key: str | None,
+    reservation: bool = True,
+) -> AsyncIterator[None]:
+    """Renew the request's reservation (unless a job owns it) and its idempotency key while the
+    body runs, every third of the reservation TTL, as jobs beat their heartbeat: however long
+    the request queues for the CPU, the sweeper refunds only what a dead process left, and a
+    retry with the same key takes over only from a dead process."""
+    every = services.settings.reservation_ttl_seconds / 3
+
+    def renew() -> None:
+        if reservation:
+            services.ledger.renew(account_id=account_id, request_id=request_id)
+        if idempotency_key is not None:
+            services.idempotency.renew(
+                account_id=account_id, key=idempotency_key, request_id=request_id
+            )
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await run_in_threadpool(renew)
+            except Exception:
+                # A database blip: the next renewal may land well before the hold runs out.
+                logger.warning("could not renew the holds of request %s", request_id)
+
+    task = asyncio.create_task(keep())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 async def _replay(services: Services, request: PaidRequest, stored: StoredResponse) -> Delivery:
+    assert stored.result_key is not None  # image responses always keep their result
     result = await run_in_threadpool(services.results.get, stored.result_key, now=services.clock())
     if result is None:
         # Results of idempotent requests are kept as long as their record; only an operator

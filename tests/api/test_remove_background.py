@@ -21,11 +21,12 @@ from retouch.app import create_app
 from retouch.app_state import Engines, Services
 from retouch.billing import ledger
 from retouch.config import Settings
-from retouch.db.models import Reservation
+from retouch.db.models import LedgerEntry, Reservation
 from retouch.engines.base import Segmenter
 from retouch.errors import ServiceUnavailable
 from tests.utils.engines import MaskSegmenter
 from tests.utils.factories import TestAccount, make_account
+from tests.utils.hangup import sent_request
 from tests.utils.images import BACKGROUNDS, SIZE, composite, decode, encode, iou, product_mask
 from tests.utils.seaweed import Seaweed
 from tests.utils.server import LiveServer
@@ -179,8 +180,19 @@ def rgba_of(response: httpx.Response) -> np.ndarray:
         ({}, (0, 0, 0, 0)),
         ({"margin": "20px"}, (20, 20, 20, 20)),
         ({"margin": "10px", "margin_left": "0px", "margin_bottom": "35px"}, (0, 10, 10, 35)),
-        # 10% of the output on each side: out = box / 0.8.
-        ({"margin": "10%"}, (round(BOX_W / 8), round(BOX_H / 8)) * 2),
+        # A percentage is of the subject box on that axis, each side on its own.
+        ({"margin": "0%"}, (0, 0, 0, 0)),
+        ({"margin": "10%"}, (round(BOX_W / 10), round(BOX_H / 10)) * 2),
+        # 49% is the documented maximum: the result is 1.98 times the subject.
+        ({"margin": "49%"}, (round(BOX_W * 0.49), round(BOX_H * 0.49)) * 2),
+        (
+            {"margin": "49%", "margin_top": "0px"},
+            (round(BOX_W * 0.49), 0, round(BOX_W * 0.49), round(BOX_H * 0.49)),
+        ),
+        (
+            {"margin": "10%", "margin_right": "25px"},
+            (round(BOX_W / 10), round(BOX_H / 10), 25, round(BOX_H / 10)),
+        ),
     ],
 )
 def test_crop_box_and_margins_are_exact(
@@ -207,6 +219,38 @@ def test_crop_box_and_margins_are_exact(
     source = image[BOX[1] : BOX[3], BOX[0] : BOX[2]]
     solid = MASK[BOX[1] : BOX[3], BOX[0] : BOX[2]]
     assert np.array_equal(inner[solid][:, :3], source[solid])
+
+
+@pytest.mark.settings(image_max_side=600)
+@pytest.mark.parametrize(
+    ("fields", "margins"),
+    [
+        # Each axis is clamped on its own, its two margins shrunk in the ratio asked for.
+        ({"margin": "100000px"}, ((600 - BOX_W) // 2, (600 - BOX_H) // 2) * 2),
+        (
+            {"margin": "49%", "margin_left": "10000px", "margin_right": "30000px"},
+            ((600 - BOX_W) // 4, round(BOX_H * 0.49), (600 - BOX_W) * 3 // 4, round(BOX_H * 0.49)),
+        ),
+    ],
+)
+def test_margins_past_the_output_limit_are_clamped_to_it(
+    exact: tuple[httpx.Client, Services, TestAccount],
+    fields: dict[str, str],
+    margins: tuple[int, int, int, int],
+) -> None:
+    http, services, account = exact
+    response = http.post(
+        ENDPOINT,
+        headers={**account.headers, "Accept": "image/png"},
+        **upload(composite("gradient")[0], crop="true", **fields),
+    )
+    rgba = rgba_of(response)
+    left, top, right, bottom = margins
+    assert rgba.shape[:2] == (BOX_H + top + bottom, BOX_W + left + right)
+    assert max(rgba.shape[:2]) <= 600
+    opaque = np.nonzero(rgba[..., 3] > 127)
+    assert (opaque[1].min(), opaque[0].min()) == (left, top)
+    assert response.headers["X-Credits-Charged"] == "1"
 
 
 def test_margins_without_crop_change_nothing(
@@ -479,3 +523,116 @@ def test_a_result_store_outage_is_a_503_and_charges_nothing(
     assert response.status_code == 503
     assert response.json()["error_code"] == "service_unavailable"
     assert balance(services, account) == 100
+
+
+# --- long requests and clients that hang up ----------------------------------------------
+
+
+class SlowSegmenter(MaskSegmenter):
+    """Takes ``seconds`` per image, and counts the images it was given."""
+
+    def __init__(self, mask: np.ndarray, *, seconds: float) -> None:
+        super().__init__(mask)
+        self.seconds = seconds
+        self.calls = 0
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        time.sleep(self.seconds)
+        return super().mask(rgb)
+
+
+def ledger_kinds(services: Services, account: TestAccount) -> list[str]:
+    with services.sessions() as session:
+        return sorted(
+            session.scalars(
+                sa.select(LedgerEntry.kind).where(
+                    LedgerEntry.account_id == account.id, LedgerEntry.kind != "grant"
+                )
+            )
+        )
+
+
+def test_a_request_outliving_the_reservation_ttl_keeps_its_reservation(
+    settings: Settings, engines: Engines
+) -> None:
+    # One CPU thread and 3.5 s per image: the second request waits ~3.5 s for the CPU and ends
+    # after ~7 s, past the 5 s TTL and with the sweeper running every second.
+    segmenter = SlowSegmenter(MASK, seconds=3.5)
+    short = settings.model_copy(
+        update={"reservation_ttl_seconds": 5, "sweep_interval_seconds": 1, "worker_threads": 1}
+    )
+    with app_with(short, engines, segmenter) as (http, services):
+        account = make_account(services, credits=100)
+        body = upload(composite("flat")[0])
+        with ThreadPoolExecutor(2) as pool:
+            answers = [
+                pool.submit(http.post, ENDPOINT, headers=account.headers, **body) for _ in range(2)
+            ]
+            responses = [answer.result() for answer in answers]
+        assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+        assert [r.headers["X-Credits-Charged"] for r in responses] == ["1", "1"]
+        assert balance(services, account) == 98
+        # Charged once each, never refunded by the sweeper meanwhile.
+        assert ledger_kinds(services, account) == ["charge", "charge"]
+        with services.sessions() as session:
+            assert session.scalars(sa.select(Reservation.status)).all() == [
+                "committed",
+                "committed",
+            ]
+
+
+def test_a_client_gone_while_queued_is_refunded_and_its_work_skipped(
+    settings: Settings, engines: Engines
+) -> None:
+    release = threading.Event()
+    segmenter = MaskSegmenter(MASK, hold=release)
+    one_thread = settings.model_copy(update={"worker_threads": 1})
+    with app_with(one_thread, engines, segmenter) as (http, services):
+        account = make_account(services, credits=100)
+        body = upload(composite("flat")[0])
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(http.post, ENDPOINT, headers=account.headers, **body)
+            assert segmenter.started.wait(10)
+            with sent_request(
+                f"{http.base_url}{ENDPOINT}", headers=account.headers, **body
+            ) as hang_up:
+                # Reserved and queued behind the running image: then the client gives up.
+                deadline = time.monotonic() + 10
+                while services.executor.pending < 2 or balance(services, account) > 98:
+                    assert time.monotonic() < deadline, "the second request never queued"
+                    time.sleep(0.02)
+                hang_up()
+                while balance(services, account) != 99:
+                    assert time.monotonic() < deadline, "the queued request was not refunded"
+                    time.sleep(0.02)
+            segmenter.started.clear()
+            release.set()
+            assert running.result().status_code == 200
+        time.sleep(0.5)
+        # The dropped image never reached the model, and the pool's count is back to zero.
+        assert not segmenter.started.is_set()
+        assert services.executor.pending == 0
+        assert balance(services, account) == 99
+        assert ledger_kinds(services, account) == ["charge", "charge", "refund"]
+
+
+def test_a_client_gone_while_its_image_runs_is_charged_and_can_replay_it(
+    settings: Settings, engines: Engines
+) -> None:
+    release = threading.Event()
+    segmenter = MaskSegmenter(MASK, hold=release)
+    with app_with(settings, engines, segmenter) as (http, services):
+        account = make_account(services, credits=100)
+        headers = {**account.headers, "Idempotency-Key": "hung-up"}
+        body = upload(composite("flat")[0])
+        with sent_request(f"{http.base_url}{ENDPOINT}", headers=headers, **body) as hang_up:
+            assert segmenter.started.wait(10)
+            hang_up()
+        release.set()
+        deadline = time.monotonic() + 10
+        while (replay := http.post(ENDPOINT, headers=headers, **body)).status_code == 409:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+        assert balance(services, account) == 99

@@ -34,11 +34,12 @@ from retouch.errors import InvalidParameter
 from tests.utils import fuzzing
 from tests.utils.factories import make_account
 from tests.utils.images import encode
+from tests.utils.people import small_portrait
 from tests.utils.server import LiveServer
 
 pytestmark = pytest.mark.timeout(180)
 
-PERSON = encode(np.full((160, 120, 3), 90, np.uint8))
+PERSON = encode(small_portrait())  # a person: the pose model runs at submission
 GARMENT = np.zeros((80, 80, 4), np.uint8)
 GARMENT[10:70, 10:70] = (200, 20, 20, 255)  # has transparency: no extraction, no model run
 FETCHABLE = {"person_image_url": PERSON, "garment_image_url": encode(GARMENT)}
@@ -48,14 +49,14 @@ CODES = fuzzing.DOCUMENTED_ERROR_CODES | {"job_finished"}
 
 def _with_job_links(document: dict[str, Any]) -> dict[str, Any]:
     linked = copy.deepcopy(document)
-    job = {"job_id": "$response.body#/job_id"}
+    job = {"jobId": "$response.body#/job_id"}
     follow = {
         "GetJob": {"operationId": "try-on-job-status", "parameters": job},
         "CancelJob": {"operationId": "try-on-job-cancel", "parameters": job},
     }
     paths = linked["paths"]
     paths["/v1/try-on"]["post"]["responses"]["202"]["links"] = follow
-    paths["/v1/try-on/job/{job_id}"]["get"]["responses"]["200"]["links"] = {
+    paths["/v1/try-on/job/{jobId}"]["get"]["responses"]["200"]["links"] = {
         "CancelJob": follow["CancelJob"]
     }
     # Optional in the API (a file part may stand in), but a scenario without both URLs ends at its
@@ -127,4 +128,4 @@ def test_following_job_links_never_makes_a_server_error(live: tuple[LiveServer, 
     )
     # The links were followed to real jobs, not only to generated ids.
     assert seen["POST", "/v1/try-on", 202], seen
-    assert seen["GET", "/v1/try-on/job/{job_id}", 200], seen
+    assert seen["GET", "/v1/try-on/job/{jobId}", 200], seen

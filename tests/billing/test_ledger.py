@@ -108,6 +108,20 @@ def test_expired_reservations_are_refunded(services: Services) -> None:
     assert services.ledger.release_expired(now=later) == 0
 
 
+def test_renewing_keeps_a_live_reservation_from_the_sweeper(services: Services) -> None:
+    account = make_account(services, credits=5)
+    services.ledger.reserve(
+        account_id=account.id, request_id="alive", endpoint="t", amount=5, ttl=timedelta(seconds=1)
+    )
+    past_first_expiry = datetime.now(UTC) + timedelta(seconds=2)
+    assert services.ledger.renew(account_id=account.id, request_id="alive")
+    assert services.ledger.release_expired(now=past_first_expiry) == 0
+    services.ledger.commit(account_id=account.id, request_id="alive")
+    # Only a held reservation is renewed; a committed (or refunded) one stays as it ended.
+    assert not services.ledger.renew(account_id=account.id, request_id="alive")
+    assert balances(services, account.id) == (0, 0)
+
+
 def test_grants_and_clawbacks_are_ledger_rows(services: Services) -> None:
     account = make_account(services, credits=0)
     with services.sessions.begin() as session:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.utils.images import encode
-from tests.utils.people import garment_rgba, person_scene
+from tests.utils.people import garment_rgba, small_portrait
 from tests.utils.processes import run_cli, serve, worker
 
 
@@ -19,7 +19,7 @@ def submit(url: str, key: str) -> str:
         f"{url}/v1/try-on",
         headers={"X-API-KEY": key},
         files={
-            "person_image": ("person.png", encode(person_scene().rgb)),
+            "person_image": ("person.png", encode(small_portrait())),
             "garment_image": ("garment.png", encode(garment_rgba("tshirt"))),
         },
         data={"wait_for_result": "false"},

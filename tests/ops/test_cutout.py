@@ -82,16 +82,38 @@ def test_no_subject_when_nothing_or_specks_are_above_threshold() -> None:
 
 def test_pixel_margins_are_exact() -> None:
     assert resolve_margin(MarginSpec(30, "px"), subject=100) == 30
-    assert resolve_margin(MarginSpec(0, "px"), subject=100, opposite=MarginSpec(40, "%")) == 0
+    assert resolve_margin(MarginSpec(0, "px"), subject=100) == 0
 
 
-def test_percent_margins_are_shares_of_the_output() -> None:
-    # A 120 px subject with 10% each side: the output is 150 px, the subject fills 80% of it.
-    assert resolve_margin(MarginSpec(10, "%"), subject=120, opposite=MarginSpec(10, "%")) == 15
-    # Mixed: (120 + 15px) / (1 - 10%) = 150 px output, 10% of it on the percent side.
-    assert resolve_margin(MarginSpec(10, "%"), subject=120, opposite=MarginSpec(15, "px")) == 15
-    # 49% is the most Pixelcut allows: 100 px at 2% of a 5000 px output.
-    assert resolve_margin(MarginSpec(49, "%"), subject=100, opposite=MarginSpec(49, "%")) == 2450
+def test_percent_margins_are_shares_of_the_subject() -> None:
+    # A 120 px subject with 10% each side: 12 px each, a 144 px result.
+    assert resolve_margin(MarginSpec(10, "%"), subject=120) == 12
+    assert resolve_margin(MarginSpec(0, "%"), subject=120) == 0
+    # Half a pixel rounds up: 12.5% of 100 px.
+    assert resolve_margin(MarginSpec(12.5, "%"), subject=100) == 13
+    # 49% is the most Pixelcut allows: both sides make the result 1.98 times the subject.
+    assert resolve_margin(MarginSpec(49, "%"), subject=100) == 49
+
+
+def test_margins_past_the_output_limit_shrink_in_proportion_per_axis() -> None:
+    box = Box(0, 0, 400, 100)
+    wide = MarginSpec(49, "%")
+    # 400 + 2 * 196 = 792 > 600: 200 px of room split evenly; the height axis is untouched.
+    assert resolve_margins(box, left=wide, top=wide, right=wide, bottom=wide, max_side=600) == (
+        Margins(100, 49, 100, 49)
+    )
+    huge, none = MarginSpec(10**9, "px"), MarginSpec(0, "px")
+    assert resolve_margins(
+        box, left=huge, top=none, right=MarginSpec(3 * 10**9, "px"), bottom=none, max_side=600
+    ) == Margins(50, 0, 150, 0)
+    # A subject already at the limit gets no margin on that axis.
+    assert resolve_margins(
+        Box(0, 0, 600, 10), left=huge, top=huge, right=huge, bottom=huge, max_side=600
+    ) == Margins(0, 295, 0, 295)
+    # Without a limit, what was asked.
+    assert resolve_margins(box, left=wide, top=wide, right=wide, bottom=wide) == (
+        Margins(196, 49, 196, 49)
+    )
 
 
 @pytest.mark.parametrize("spec", [MarginSpec(50, "%"), MarginSpec(-1, "%"), MarginSpec(-5, "px")])
@@ -111,11 +133,11 @@ def test_crop_with_margins_is_pixel_exact() -> None:
         right=MarginSpec(5, "px"),
         bottom=MarginSpec(10, "%"),
     )
-    assert margins == Margins(20, 18, 5, 18)  # 145 px subject / 80% = 181.25 px
+    assert margins == Margins(20, 15, 5, 15)  # 10% of the 145 px subject, rounded half up
     out = crop_to_subject(rgba, box, margins)
-    assert out.shape == (145 + 36, 61 + 25, 4)
-    np.testing.assert_array_equal(out[18:-18, 20:-5], rgba[55:200, 130:191])
-    assert subject_box(out[..., 3] / 255) == Box(20, 18, 81, 163)
+    assert out.shape == (145 + 30, 61 + 25, 4)
+    np.testing.assert_array_equal(out[15:-15, 20:-5], rgba[55:200, 130:191])
+    assert subject_box(out[..., 3] / 255) == Box(20, 15, 81, 160)
 
 
 def test_crop_pads_with_transparency_beyond_the_image() -> None:

@@ -18,10 +18,11 @@ from retouch.ops.try_on import (
     resolve_mode,
     try_on,
 )
-from tests.utils.engines import MaskSegmenter
+from tests.utils.engines import FixedPose, MaskSegmenter
 from tests.utils.images import iou
 from tests.utils.people import (
     Scene,
+    drawn_pose,
     expected_cover,
     garment_photo,
     garment_rgba,
@@ -162,7 +163,7 @@ def test_try_on_end_to_end(scene: Scene, segmenter: Segmenter, name: str, prepro
     out = try_on(
         scene.rgb,
         garment_photo(name)[0],
-        engine=GeometricTryOn(segmenter),
+        engine=GeometricTryOn(segmenter, FixedPose(drawn_pose())),
         segmenter=segmenter,
         mode="auto",
         preprocess_garment=preprocess,
@@ -180,7 +181,7 @@ def test_remove_background_cuts_out_the_dressed_person(scene: Scene, segmenter: 
     out = try_on(
         scene.rgb,
         garment_rgba("tshirt"),
-        engine=GeometricTryOn(segmenter),
+        engine=GeometricTryOn(segmenter, FixedPose(drawn_pose())),
         segmenter=segmenter,
         mode="upper",
         preprocess_garment=True,

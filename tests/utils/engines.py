@@ -6,6 +6,8 @@ import threading
 
 import numpy as np
 
+from retouch.engines.pose import Pose
+
 
 class MaskSegmenter:
     """Answers a fixed mask (resized to the input), optionally holding until released, so tests
@@ -23,3 +25,16 @@ class MaskSegmenter:
         if self.mask_template.shape != rgb.shape[:2]:
             raise ValueError("test mask and image differ in size")
         return self.mask_template
+
+
+class FixedPose:
+    """A pose estimator double: answers the same pose (or nobody) for every image, counting
+    its calls."""
+
+    def __init__(self, pose: Pose | None) -> None:
+        self.pose = pose
+        self.calls = 0
+
+    def landmarks(self, rgb: np.ndarray) -> Pose | None:
+        self.calls += 1
+        return self.pose

@@ -17,17 +17,27 @@ from fastapi import FastAPI
 class LiveServer:
     url: str
     app: FastAPI
+    metrics_url: str | None = None
 
     @classmethod
     @contextmanager
-    def start(cls, app: FastAPI) -> Iterator[LiveServer]:
+    def start(cls, app: FastAPI, *, metrics_port: int | None = None) -> Iterator[LiveServer]:
+        """Serve ``app`` on a free port, and on ``metrics_port`` too when given (the app's
+        RETOUCH_METRICS_PORT), as `retouch serve` does."""
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+        sockets = [sock]
+        if metrics_port is not None:
+            sockets.append(socket.create_server(("127.0.0.1", metrics_port)))
         server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, lifespan="on", access_log=False)
+            # Forwarded headers are the app's business (RETOUCH_FORWARDED_ALLOW_IPS), as in
+            # `retouch serve`: uvicorn's own handling would trust loopback.
+            uvicorn.Config(
+                app, log_config=None, lifespan="on", access_log=False, proxy_headers=False
+            )
         )
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
         thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
@@ -35,8 +45,10 @@ class LiveServer:
                 raise RuntimeError("test server did not start")
             time.sleep(0.01)
         try:
-            yield cls(url=f"http://127.0.0.1:{port}", app=app)
+            metrics_url = None if metrics_port is None else f"http://127.0.0.1:{metrics_port}"
+            yield cls(url=f"http://127.0.0.1:{port}", app=app, metrics_url=metrics_url)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
-            sock.close()
+            for listener in sockets:
+                listener.close()

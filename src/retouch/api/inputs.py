@@ -2,13 +2,15 @@
 
 Pixelcut accepts ``application/json`` (images by URL) and ``multipart/form-data`` (the same fields
 as form fields plus file parts; an uploaded file wins over its URL). In multipart, scalars arrive
-as text, which pydantic's lax mode coerces ("true", "2"), and objects arrive as JSON text.
+as text, which pydantic's lax mode coerces ("true", "2"), and objects arrive as JSON text or field
+by field, as form libraries send them (``shadow[enabled]=true`` or ``shadow.enabled=true``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
+from retouch.api.schemas import spec_error
 from retouch.app_state import Services
 from retouch.errors import (
     InvalidParameter,
@@ -84,14 +87,8 @@ def validate(model: type[M], fields: dict[str, Any]) -> M:
 
 
 def _to_spec_error(exc: ValidationError) -> InvalidParameter | MissingParameter:
-    first = exc.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "missing":
-        return MissingParameter(f"{field} is required")
-    message = first["msg"].removeprefix("Value error, ")
-    if not field:  # a rule across fields
-        return InvalidParameter(message[:1].upper() + message[1:])
-    return InvalidParameter(f"Invalid {field}: {message}")
+    code, message = spec_error(exc)
+    return MissingParameter(message) if code == "missing_parameter" else InvalidParameter(message)
 
 
 async def _json_fields(request: Request) -> dict[str, Any]:
@@ -118,17 +115,67 @@ async def _multipart_fields(
         raise InvalidRequestBody(f"The multipart body could not be parsed: {exc}") from None
     fields: dict[str, Any] = {}
     files: dict[str, bytes] = {}
+    given: dict[tuple[str, ...], str] = {}
     try:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if name not in images:
                     raise InvalidParameter(f"Unexpected file part {name!r}")
+                if name in files:
+                    raise InvalidParameter(f"Invalid {name}: the file part is sent more than once")
                 files[name] = await value.read()
+            elif name in images:
+                raise InvalidParameter(
+                    f"Invalid {name}: must be a file part (with a filename); "
+                    f"send a URL as {name}_url"
+                )
             else:
-                fields[name] = _form_value(name, value)
+                _set_field(fields, given, name, _form_value(name, value))
     finally:
         await form.close()
     return fields, files
+
+
+# A form field's name: a field, then nested keys as ``[key]`` (qs, jQuery, PHP, Rails) or
+# ``.key`` (dotted paths), so ``shadow[light_source][position][x]`` is ``shadow.light_source...``.
+_NAME = re.compile(r"[A-Za-z_]\w*")
+_NESTED = re.compile(r"\[([A-Za-z_]\w*)\]|\.([A-Za-z_]\w*)")
+
+
+def _field_path(name: str) -> tuple[str, ...]:
+    head = _NAME.match(name)
+    if head is None:
+        raise InvalidParameter(f"Unknown field {name!r}")
+    path, position = [head.group()], head.end()
+    while position < len(name):
+        key = _NESTED.match(name, position)
+        if key is None:
+            raise InvalidParameter(
+                f"Invalid field name {name!r}: write nested fields as shadow[enabled] or "
+                "shadow.enabled"
+            )
+        path.append(key.group(1) or key.group(2))
+        position = key.end()
+    return tuple(path)
+
+
+def _set_field(
+    fields: dict[str, Any], given: dict[tuple[str, ...], str], name: str, value: Any
+) -> None:
+    """Put one form field into ``fields``, nested by its name. Every field the client sends is
+    applied or refused: a field sent twice, or both whole and by parts (``shadow`` and
+    ``shadow[opacity]``), is a 400 naming both, not a silent choice between them."""
+    path = _field_path(name)
+    for other_path, other in given.items():
+        shorter = min(len(path), len(other_path))
+        if path[:shorter] == other_path[:shorter]:
+            clash = "is sent more than once" if other == name else f"clashes with {other}"
+            raise InvalidParameter(f"Invalid {name}: {clash}")
+    given[path] = name
+    node = fields
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
 
 
 def _form_value(name: str, value: str) -> Any:

@@ -1,5 +1,5 @@
 """Request context: request id, body-size cap and deadline, per-request response headers,
-access log.
+access log; the Host check; the metrics listener.
 
 Pure ASGI rather than ``BaseHTTPMiddleware`` so streaming bodies are counted as they arrive,
 oversized uploads are refused before they are read whole, and a body trickling in slower than
@@ -9,11 +9,14 @@ its deadline (slow-loris) is cut off instead of holding a connection and a reque
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
 import anyio
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retouch.api.errors import error_response
@@ -143,3 +146,68 @@ class RequestContextMiddleware:
                 "duration_ms": round(elapsed * 1000, 1),
             },
         )
+
+
+# A host name or an IP literal (IPv6 in brackets), then an optional port: anything else in a
+# Host header (a path, credentials, spaces) is refused rather than copied into a URL.
+_HOST_HEADER = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+# Probes and load balancers address a node by its IP; these answers carry no URL.
+_ANY_HOST_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def host_allowed(host: str, patterns: list[str]) -> bool:
+    """``host`` (lower case, no port) against exact names, ``*.suffix`` and ``*``."""
+    return any(
+        pattern in ("*", host) or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+        for pattern in patterns
+    )
+
+
+class AllowedHostsMiddleware:
+    """400 for a request naming a host this server does not serve: the Host header becomes the
+    base of ``result_url``s, and must never point clients elsewhere."""
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _ANY_HOST_PATHS:
+            await self.app(scope, receive, send)
+            return
+        # Without a Host (HTTP/1.0) URLs are built from the address the request came in on.
+        value = Headers(scope=scope).get("host")
+        if value is not None:
+            match = _HOST_HEADER.fullmatch(value)
+            host = match.group(1).strip("[]").lower() if match else None
+            if host is None or not host_allowed(host, self.allowed_hosts):
+                shown = value if len(value) <= 100 else value[:100] + "…"
+                response = error_response(
+                    400,
+                    "invalid_parameter",
+                    f"Host {shown!r} is not served here (see RETOUCH_ALLOWED_HOSTS)",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class MetricsListenerMiddleware:
+    """On the metrics port, /metrics and nothing else; the API's port never serves metrics."""
+
+    def __init__(self, app: ASGIApp, *, port: int) -> None:
+        self.app = app
+        self.port = port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] != "http" or server is None or server[1] != self.port:
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
+            services = scope["app"].state.services
+            body = await anyio.to_thread.run_sync(services.metrics.render)
+            response: Response = Response(body, media_type=CONTENT_TYPE_LATEST)
+        else:
+            response = error_response(404, "not_found", "This port serves only /metrics")
+        await response(scope, receive, send)

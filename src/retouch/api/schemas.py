@@ -15,6 +15,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
@@ -33,8 +35,43 @@ ImageUrl = Annotated[
 
 
 class RequestModel(BaseModel):
-    # Unknown fields are ignored, as Pixelcut does, so clients that send more keep working.
-    model_config = ConfigDict(extra="ignore")
+    """Base of every request model, nested ones included.
+
+    An unknown field is refused (400 ``invalid_parameter`` naming it) rather than ignored: a
+    misspelt or misencoded field would otherwise be charged for and silently not applied. JSON
+    ``null`` means "not given", so the field takes its default (or is missing, if required).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_given(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {name: value for name, value in data.items() if value is not None}
+        return data
+
+
+def spec_error(exc: ValidationError) -> tuple[str, str]:
+    """``(error_code, message)`` of the 400 for a request model's validation failure.
+
+    Shared by the server and the client's check before sending, so both say the same words.
+    """
+    errors = exc.errors(include_url=False)
+    # An unknown field first: it is usually the cause of the rest (`{"enabld": true}` also
+    # lacks `enabled`), and the client should learn it is not read.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    field = ".".join(str(part) for part in first["loc"])
+    if len(field) > 80:  # an unknown key is the client's text, of any length
+        field = f"{field[:80]}..."
+    if first["type"] == "missing":
+        return "missing_parameter", f"{field} is required"
+    if first["type"] == "extra_forbidden":
+        return "invalid_parameter", f"Unknown field {field}"
+    message = first["msg"].removeprefix("Value error, ")
+    if not field:  # a rule across fields
+        return "invalid_parameter", message[:1].upper() + message[1:]
+    return "invalid_parameter", f"Invalid {field}: {message}"
 
 
 _MARGIN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|px)\s*$")
@@ -60,7 +97,8 @@ Margin = Annotated[
     PlainSerializer(lambda m: f"{m.value:g}{m.unit}", return_type=str),
     Field(
         description='(Beta) "N%" (0–49, of the subject box\'s size on that axis) or "Npx" (0 or '
-        "more). Applies only when `crop` is true.",
+        "more). Applies only when `crop` is true. Where the result would pass the output size "
+        "limit, that axis's margins shrink in proportion to fit.",
         examples=["100px", "10%"],
     ),
 ]
@@ -85,13 +123,18 @@ class ShadowParameter(RequestModel):
     light_source: LightSource = Field(default_factory=LightSource)
 
 
+_BOOLEAN = TypeAdapter(bool)
+
+
 def _shadow_shorthand(raw: Any) -> Any:
-    # Pixelcut's docs say "pass true" for automatic shadow estimation.
-    if isinstance(raw, bool):
-        return {"enabled": raw}
-    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
-        return {"enabled": raw.strip().lower() == "true"}
-    return raw
+    # Pixelcut's docs say "pass true" for automatic shadow estimation. Any spelling that `crop`
+    # takes as a boolean ("1", "yes", "off") is one here too.
+    if isinstance(raw, dict | ShadowParameter):
+        return raw
+    try:
+        return {"enabled": _BOOLEAN.validate_python(raw.strip() if isinstance(raw, str) else raw)}
+    except ValidationError:
+        return raw
 
 
 Shadow = Annotated[
@@ -236,5 +279,5 @@ class TryOnRequest(RequestModel):
     wait_for_result: bool = Field(
         default=True,
         description="true: wait (up to a minute) and answer with `result_url`; false: answer "
-        "202 with a `job_id` to poll at GET /v1/try-on/job/{job_id}.",
+        "202 with a `job_id` to poll at GET /v1/try-on/job/{jobId}.",
     )

@@ -28,12 +28,14 @@ COMPLETED = "completed"
 @dataclass(frozen=True)
 class StoredResponse:
     """What is needed to answer a replay: the result lives in the result store under
-    ``result_key`` (kept as long as the record), so it is re-served or re-signed, not copied."""
+    ``result_key`` (kept as long as the record), so it is re-served or re-signed, not copied.
+    A job submission stores its ``job_id`` instead: a replay answers that job as it stands."""
 
     status: int
-    result_key: str
-    media_type: str
+    result_key: str | None = None
+    media_type: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    job_id: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -117,6 +119,22 @@ class IdempotencyStore:
                 )
                 .values(status=COMPLETED, response=response.to_json())
             )
+
+    def renew(self, *, account_id: int, key: str, request_id: str) -> bool:
+        """Hold the key for another lock timeout while its request is alive, so that a retry
+        takes it over only from a dead process; False once the request no longer holds it."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    IdempotencyRecord.account_id == account_id,
+                    IdempotencyRecord.key == key,
+                    IdempotencyRecord.request_id == request_id,
+                    IdempotencyRecord.status == IN_PROGRESS,
+                )
+                .values(locked_until=datetime.now(UTC) + self._lock_timeout)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def abandon(self, *, account_id: int, key: str, request_id: str) -> None:
         """Free the key after a failure so that a retry runs again (also when the failure came

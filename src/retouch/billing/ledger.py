@@ -205,6 +205,24 @@ class Ledger:
                 raise LedgerError(f"Reservation for request {request_id} was already released")
             return _hold(row)
 
+    def renew(self, *, account_id: int, request_id: str, ttl: timedelta | None = None) -> bool:
+        """Push back the expiry of a hold whose request is still alive; False once it ended."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Reservation)
+                .where(
+                    Reservation.account_id == account_id,
+                    Reservation.request_id == request_id,
+                    Reservation.status == ReservationStatus.RESERVED,
+                )
+                .values(expires_at=_now() + (ttl or self._ttl))
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def balance(self, *, account_id: int) -> int:
+        with self._sessions() as session:
+            return balance(session, account_id=account_id)
+
     def release(self, *, account_id: int, request_id: str) -> Hold | None:
         """Refund a reservation that was not committed. Idempotent; None if there was none."""
         with self._sessions.begin() as session:

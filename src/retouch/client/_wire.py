@@ -18,7 +18,7 @@ import httpx
 import pydantic
 from PIL import Image
 
-from retouch.api.schemas import RequestModel
+from retouch.api.schemas import RequestModel, spec_error
 from retouch.client.errors import ParameterValidationError, RetouchAPIError, error_class
 
 T = TypeVar("T")
@@ -120,19 +120,13 @@ def image_call(
 def validate(model: type[M], fields: Mapping[str, Any]) -> M:
     """The server's validation, raising what its 400 would say.
 
-    Mirrors ``retouch.api.inputs._to_spec_error``, which sits on the server's HTTP stack (too
-    heavy to import into a client); the client tests check both messages agree.
+    The message comes from ``retouch.api.schemas.spec_error``, as the server's does.
     """
     try:
         return model.model_validate(fields)
     except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"])
-        if first["type"] == "missing":
-            raise ParameterValidationError("missing_parameter", f"{field} is required") from exc
-        message = first["msg"].removeprefix("Value error, ")
-        text = f"Invalid {field}: {message}" if field else message[:1].upper() + message[1:]
-        raise ParameterValidationError("invalid_parameter", text) from exc
+        code, message = spec_error(exc)
+        raise ParameterValidationError(code, message) from exc
 
 
 def _form_text(value: Any) -> str:

@@ -1,38 +1,34 @@
 """Virtual try-on engines (dress a person in a garment) and the registry the app picks one from.
 
-``geometric`` (the default) needs no generative weights and no pose model: it reads the body's
-landmarks off the person's silhouette, warps the garment onto the body region the mode names
-and relights it with the person's own shading. ``diffusion`` repaints the same region with a
-local diffusers inpainting pipeline (see ``retouch.engines.diffusion``).
+``geometric`` (the default) needs no generative weights: a pose model
+(``retouch.engines.pose``) finds the body's landmarks, the garment is warped onto the body
+region the mode names and relit with the person's own shading. ``diffusion`` repaints the same
+region with a local diffusers inpainting pipeline (see ``retouch.engines.diffusion``).
 
-Silhouette geometry (``body_geometry``); rows count down from the image's top and "the figure's
-height" is the silhouette's, or, when it runs off the bottom of the image, at least the height
-the head-to-shoulder distance implies (shoulders at 18% of a standing figure's height):
+Body geometry (``body_from_pose``), from the pose's landmarks and the segmenter's silhouette;
+rows count down from the image's top, "span" is the distance between the shoulder joints:
 
-* silhouette: the segmenter's alpha > 0.5, its largest connected part;
-* trunk: traced down from the head top, row by row, as the run of silhouette pixels containing
-  the previous row's trunk centre (the first row starts from the silhouette's median column).
-  Arms hanging with a gap beside the torso are not trunk; arms touching it are;
-* shoulder line: the first row, past the top 8% of the figure (the crown of the head, where
-  the width doubles from row to row), whose trunk is at least 1.4 times as wide as every row
-  above it: the width jumps from the neck to the shoulders. Nothing above it is ever painted.
-  Without such a jump the figure starts at the shoulders if it is cut off at the image's top,
-  else they are put at 18% of its height;
-* crotch: the first row below the shoulders where the trunk centre leaves the silhouette and
-  stays out for 2% of the figure's height: the gap between the legs. From there down the trunk
-  is every run overlapping the columns of the row above the crotch, so both legs and the gap
-  between them, but not hands hanging beside the thighs. Without a gap (a long skirt) it is at
-  48% of the figure's height and the trunk stays one run;
-* waist: the narrowest trunk row 50..85% of the way from shoulders to crotch when that is a
-  true waist: not in the outer tenth of that band at either end (a torso narrowing all the
-  way down) and 5% narrower than its widest row (a straight one), else 68% of the way;
-* hips: 60% of the way from waist to crotch;
-* ankles: 4% of the figure's height above its soles, so shoes are left alone. When the figure
-  runs off the image's bottom this row may lie below the image: the garment is then laid out
-  over the whole estimated region and cut off by the frame, rather than squeezed into it.
+* shoulders: the mean row of the two shoulder landmarks, less ``_SHOULDER_LIFT`` spans (the
+  landmarks are joints; a garment's shoulder seams lie on top of them);
+* hips: the hip landmarks' mean row; when the hips are out of frame or hidden (a
+  head-and-shoulders portrait) the model still places them, and the shoulders-to-hips height
+  is kept within ``_TORSO`` spans either way. An upper garment ends ``_HEM`` torso heights below
+  them; the waist (where a lower garment starts) is ``_WAIST`` torso heights above them and the
+  crotch ``_CROTCH`` below;
+* ankles: the ankle landmarks' mean row (kept within ``_LEGS`` torso heights below the hips),
+  which may lie below the image: the garment is then laid out over the whole region and cut
+  off by the frame, rather than squeezed into it;
+* per row, the body's columns: an outline interpolated between the landmarks (the torso from
+  shoulder width to hip width, below the crotch both legs from hips over knees to ankles)
+  intersected with the silhouette (the segmenter's alpha > 0.5, the connected part the torso
+  lies in). In the torso it is the silhouette's run around the body's centre line, so arms
+  hanging beside it are not torso;
+* never painted (``protected``): the face (an ellipse over the face landmarks down to the chin),
+  everything above the chin, and the hands (the face's skin colour near visible wrists and
+  fingers). Outside the silhouette nothing is painted either.
 
 Body region per mode: ``upper`` shoulders to hips, ``lower`` waist to ankles, ``full`` shoulders
-to ankles; in each row the trunk's columns, and only silhouette pixels are ever painted.
+to ankles. No pose found: ``UnknownForeground``, whatever the segmenter sees.
 """
 
 from __future__ import annotations
@@ -46,32 +42,54 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from retouch.engines import pose as lm
 from retouch.engines.base import Segmenter
 from retouch.engines.diffusion import DiffusionInpainter
+from retouch.engines.pose import Pose, PoseEstimator
 from retouch.errors import UnknownForeground
 
 MODES = ("upper", "lower", "full")
 
-# The silhouette rules of the module docstring, as shares of the figure's height, the
-# shoulders-to-crotch distance and the waist-to-crotch distance; canon figures are fallbacks.
-_CROWN = 0.08
-_SHOULDER_JUMP = 1.4
-_CANON_SHOULDER = 0.18
-_CANON_CROTCH = 0.48
-_CROTCH_GAP = 0.02
-# Below the shoulders the trunk's centre follows its run only while the run's centre moves by
-# at most this share of its width per row (a lean, or an arm parting from the torso; a notch
-# at the top of the legs' gap would halve the run and drag the centre onto one leg).
-_SPLIT = 0.15
-_WAIST_BAND = (0.5, 0.85)
-_WAIST_NARROWING = 0.95
-_CANON_WAIST = 0.68
-_HIPS = 0.6
-_CANON_FEET = 0.04
+# Body proportions (see the module docstring), in shoulder spans and torso heights. A span is
+# at least this many eyes-to-mouth heights (4 to 5 on a front-facing adult).
+_SPAN_PER_FACE = 3.5
+_SHOULDER_LIFT = 0.12
+_TORSO = (1.0, 2.0)
+_HEM = 0.08
+_WAIST = 0.25
+_CROTCH = 0.12
+_LEGS = (1.2, 2.4)
+_ANKLE_HEM = 0.04
+# Half widths of the outline: the shoulders' outer edge past the joints, the hips' outer edge
+# (at least this share of the shoulder span), a thigh and an ankle, in spans of the joints.
+_SHOULDER_HALF = 0.62
+_HIP_HALF = (0.85, 0.36)
+_THIGH_HALF = 0.55
+_THIGH_EXTRA = 0.1  # plus this many shoulder spans: hip joints sit close together
+_ANKLE_HALF = 0.3
+# The outline is widened by this share before the silhouette narrows it: the landmarks are
+# estimates, the silhouette is exact.
+_OUTLINE_SLACK = 0.15
+# Face: its ellipse's half width per ear-to-ear (or eye-to-eye x 2) distance, and the chin's
+# depth below the mouth per eyes-to-mouth distance.
+_FACE_HALF_WIDTH = 0.75
+_CHIN = 1.0
+# Hands: near the wrist and finger landmarks visible at least this much (the finger points,
+# knuckles, pushed this many times farther from the wrist; at least this share of the
+# shoulder span around them), the pixels within this CIELAB distance of the face's skin,
+# weighted per channel.
+_HAND_VISIBLE = 0.5
+_HAND_REACH = 1.5
+_MIN_HAND_RADIUS = 0.1
+_SKIN_DISTANCE = 14.0
+_SKIN_WEIGHTS = np.float32([0.25, 1, 1])  # L, a, b (OpenCV's 8-bit CIELAB)
 # A garment row wider than this many times the narrowest row below it is a sleeve row: only
 # that narrowest width is fitted to the body, so sleeves reach past the torso onto the arms.
 # Below the factor, a row is a body part of the garment (a bust over a fitted waist).
 _SLEEVE_FLARE = 1.25
+# A row wider still, this many times the narrowest below, has sleeves: what sticks out past
+# that narrowest width is turned toward the elbows (a bodice over a fitted waist is not).
+_SLEEVE = 1.5
 # Garment edge feathering (Gaussian sigma) per pixel of the image's long side, with a floor.
 _FEATHER = 0.002
 _MIN_FEATHER = 0.6
@@ -82,12 +100,21 @@ _SHADING_SPAN = 0.4
 # collar) would print onto the garment as black or blown-out bands.
 _SHADE_RANGE = (0.35, 1.5)
 
+# A person whose body part the garment goes on is out of the frame (a face close-up and a top,
+# a portrait and trousers whose hips are below it): an unchanged photo would be charged.
+_OUT_OF_FRAME = "The part of the body this garment goes on is not in the person image"
+
 # Words for the diffusion prompt; the colour is the garment's median colour, named.
 _GARMENT_WORDS = {"upper": "top", "lower": "trousers", "full": "dress"}
 _NEGATIVE_PROMPT = "text, watermark, logo, blurry, low quality, deformed, extra limbs"
 
 
 class TryOnEngine(Protocol):
+    def find_person(self, person: np.ndarray) -> None:
+        """Raises ``UnknownForeground`` when ``person`` (uint8 HxWx3) shows nobody to dress;
+        cheap enough to run when a request is submitted."""
+        ...
+
     def dress(self, person: np.ndarray, garment: np.ndarray, *, mode: str, seed: int) -> np.ndarray:
         """``person`` (uint8 HxWx3) wearing ``garment``: uint8 HxWx3 of the person's size.
 
@@ -101,14 +128,15 @@ class TryOnEngine(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class Body:
-    """Landmark rows of a standing, front-facing figure and its trunk's columns per row.
+    """Landmark rows of a figure, its body's columns per row and what must never be painted.
 
-    ``left[y]:right[y]`` are the trunk's columns in image row ``y`` (both -1 where the row has
-    no trunk). Each landmark is a row index, and a region ends one row before its last
-    landmark; ``ankle`` lies below the image when the figure runs off its bottom.
+    ``left[y]:right[y]`` are the body's columns in image row ``y`` (both -1 where the row has
+    none). Each landmark is a row index, and a region ends one row before its last landmark;
+    ``hips`` and ``ankle`` lie below the image when the figure runs off its bottom.
+    ``protected`` (bool HxW) is the face, everything above the chin and the hands; ``arms``
+    the (shoulder, elbow) points (x, y) of the arm on the image's left, then on its right.
     """
 
-    top: int
     shoulder: int
     waist: int
     hips: int
@@ -116,6 +144,8 @@ class Body:
     ankle: int
     left: np.ndarray
     right: np.ndarray
+    protected: np.ndarray
+    arms: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
     def rows(self, mode: str) -> tuple[int, int]:
         """The first row and one past the last that ``mode`` dresses."""
@@ -128,124 +158,213 @@ class Body:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
-def silhouette(alpha: np.ndarray) -> np.ndarray:
-    """The largest connected part of ``alpha > 0.5``, as bool HxW (other people, props and the
-    segmenter's specks are not the person being dressed)."""
+def silhouette(alpha: np.ndarray, near: tuple[float, float] | None = None) -> np.ndarray:
+    """The connected part of ``alpha > 0.5`` closest to the point ``near`` (x, y), else the
+    largest, as bool HxW (other people, props and the segmenter's specks are not the person
+    being dressed)."""
     fg = (alpha > 0.5).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     if count < 2:
         return fg.astype(bool)
+    if near is not None:
+        ys, xs = np.nonzero(fg)
+        d = (xs - near[0]) ** 2 + (ys - near[1]) ** 2
+        return labels == labels[ys[np.argmin(d)], xs[np.argmin(d)]]
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
-def _runs(row: np.ndarray) -> np.ndarray:
-    """The runs of True in a bool row, as an (n, 2) int array of ``[start, stop)`` columns."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], row.astype(np.int8), [0]))))
-    return edges.reshape(-1, 2)
+def shoulder_span(pose: Pose) -> float:
+    """The distance between the shoulder joints, the body's yardstick; at least
+    ``_SPAN_PER_FACE`` times the eyes-to-mouth height (seen from the side, the shoulders
+    overlap and their distance says nothing about the body's size)."""
+    eyes = _mid(pose, lm.LEFT_EYE, lm.RIGHT_EYE)
+    mouth = _mid(pose, lm.MOUTH_LEFT, lm.MOUTH_RIGHT)
+    face = float(np.linalg.norm(mouth - eyes))
+    return max(_span(pose, lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER), _SPAN_PER_FACE * face, 2.0)
 
 
-def _spanning(runs: np.ndarray, start: int, stop: int) -> tuple[int, int]:
-    """From the first to the last of the runs overlapping columns ``start:stop``; ``(-1, -1)``
-    when none does."""
-    over = runs[(runs[:, 1] > start) & (runs[:, 0] < stop)]
-    if over.size == 0:
-        return -1, -1
-    return int(over[0, 0]), int(over[-1, 1])
+def _mid(pose: Pose, a: int, b: int) -> np.ndarray:
+    return (pose.points[a] + pose.points[b]) / 2
 
 
-def body_geometry(mask: np.ndarray) -> Body | None:
-    """The landmarks of the figure in ``mask`` (bool HxW, one connected silhouette), by the rules
-    in this module's docstring; None for an empty mask."""
-    h = mask.shape[0]
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    top, bottom = int(rows[0]), int(rows[-1]) + 1
-    crown = top + _CROWN * (bottom - top)
-    gap = max(2, round(_CROTCH_GAP * (bottom - top)))
+def _span(pose: Pose, a: int, b: int) -> float:
+    return float(np.linalg.norm(pose.points[a] - pose.points[b]))
+
+
+def body_from_pose(pose: Pose, mask: np.ndarray, rgb: np.ndarray) -> Body:
+    """The body geometry of the module docstring for ``pose``, the silhouette ``mask`` (bool
+    HxW) and the person image ``rgb`` (for the hands' skin colour)."""
+    h, w = mask.shape
+    shoulders = _mid(pose, lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER)
+    span = shoulder_span(pose)
+    hips = _mid(pose, lm.LEFT_HIP, lm.RIGHT_HIP)
+    torso = float(np.clip(hips[1] - shoulders[1], *(f * span for f in _TORSO)))
+    hip_y = shoulders[1] + torso
+    ankles = _mid(pose, lm.LEFT_ANKLE, lm.RIGHT_ANKLE)
+    ankle_y = hip_y + float(np.clip(ankles[1] - hip_y, *(f * torso for f in _LEGS)))
+    shoulder = round(shoulders[1] - _SHOULDER_LIFT * span)
+    crotch = round(hip_y + _CROTCH * torso)
     left, right = np.full(h, -1), np.full(h, -1)
-    centre = float(np.median(np.nonzero(mask)[1]))
-    widest, shoulder, crotch = 0, None, None
-    hip: tuple[int, int] = (0, 0)
-    for y in range(top, bottom):
-        runs = _runs(mask[y])
-        if runs.size == 0:
+    ys = np.arange(h, dtype=np.float32)
+
+    # The torso: centre line and half width from shoulders to hips.
+    t = np.clip((ys - shoulders[1]) / torso, 0, 1)
+    centre = shoulders[0] + t * (hips[0] - shoulders[0])
+    hip_half = max(_HIP_HALF[0] * _span(pose, lm.LEFT_HIP, lm.RIGHT_HIP), _HIP_HALF[1] * span)
+    half = (_SHOULDER_HALF * span * (1 - t) + hip_half * t) * (1 + _OUTLINE_SLACK)
+    lo, hi = centre - half, centre + half
+    # Below the crotch: both legs, each from hip over knee to ankle.
+    legs = ys >= crotch
+    if legs.any():
+        thigh = _THIGH_HALF * _span(pose, lm.LEFT_HIP, lm.RIGHT_HIP) + _THIGH_EXTRA * span
+        edges = []
+        for hip_i, knee_i, ankle_i in (
+            (lm.LEFT_HIP, lm.LEFT_KNEE, lm.LEFT_ANKLE),
+            (lm.RIGHT_HIP, lm.RIGHT_KNEE, lm.RIGHT_ANKLE),
+        ):
+            path_y = [hip_y, pose.points[knee_i][1], max(ankle_y, pose.points[knee_i][1] + 1)]
+            path_x = [pose.points[hip_i][0], pose.points[knee_i][0], pose.points[ankle_i][0]]
+            x = np.interp(ys[legs], np.maximum.accumulate(path_y), path_x)
+            s = np.clip((ys[legs] - hip_y) / max(ankle_y - hip_y, 1), 0, 1)
+            leg_half = (thigh * (1 - s) + _ANKLE_HALF * span * s) * (1 + _OUTLINE_SLACK)
+            edges.append((x - leg_half, x + leg_half))
+        lo[legs] = np.minimum(edges[0][0], edges[1][0])
+        hi[legs] = np.maximum(edges[0][1], edges[1][1])
+
+    ankle = round(ankle_y + _ANKLE_HEM * (ankle_y - hip_y))
+    mask = _fill_holes(mask)
+    for y in range(max(0, shoulder), min(h, ankle)):
+        a, b = max(0, int(lo[y])), min(w, int(np.ceil(hi[y])))
+        cols = np.flatnonzero(mask[y, a:b])
+        if b <= a or cols.size == 0:
             continue
-        if crotch is None:
-            col = int(centre)
-            inside = runs[(runs[:, 0] <= col) & (runs[:, 1] > col)]
-            if inside.size:
-                start, stop = inside[0]
-                if shoulder is None or abs((start + stop) / 2 - centre) <= _SPLIT * (stop - start):
-                    centre = (start + stop) / 2
-                else:
-                    # Off-centre: the onset of the legs' gap, or a hole; the trunk is still
-                    # all of it.
-                    start, stop = _spanning(runs, int(left[y - 1]), int(right[y - 1]))
-            elif shoulder is None:
-                # A tilted head may leave the column: follow the nearest run.
-                start, stop = runs[np.argmin(np.maximum(runs[:, 0] - col, col + 1 - runs[:, 1]))]
-                centre = (start + stop) / 2
-            elif not mask[y : y + gap, col].any():
-                crotch, hip = y, (int(left[y - 1]), int(right[y - 1]))
-            else:
-                start, stop = _spanning(runs, int(left[y - 1]), int(right[y - 1]))
-            if crotch is None:
-                left[y], right[y] = start, stop
-                if shoulder is None and y >= crown and stop - start >= _SHOULDER_JUMP * widest:
-                    shoulder = y
-                widest = max(widest, stop - start)
-                continue
-        left[y], right[y] = _spanning(runs, *hip)
-
-    figure = bottom - top
-    if shoulder is None:
-        shoulder = top if top == 0 else top + round(_CANON_SHOULDER * figure)
-    elif bottom == h:
-        figure = max(figure, round((shoulder - top) / _CANON_SHOULDER))
-    if crotch is None:
-        crotch = min(bottom, top + round(_CANON_CROTCH * figure))
-    crotch = max(crotch, shoulder + 1)
-    waist = _waist(left, right, shoulder, crotch)
-    hips = waist + round(_HIPS * (crotch - waist))
-    ankle = top + round((1 - _CANON_FEET) * figure)
-    return Body(top, shoulder, waist, max(hips, waist + 1), crotch, max(ankle, crotch), left, right)
+        start, stop = a + int(cols[0]), a + int(cols[-1]) + 1
+        c = int(np.clip(centre[y], 0, w - 1))
+        if y < crotch and mask[y, c] and a <= c < b:
+            # The run around the centre line: an arm beside the torso is not torso.
+            row = mask[y]
+            run_lo = c - int(np.argmin(row[c::-1])) + 1 if not row[c::-1].all() else 0
+            run_hi = c + int(np.argmin(row[c:])) if not row[c:].all() else w
+            start, stop = max(start, run_lo), min(stop, run_hi)
+        left[y], right[y] = start, stop
+    return Body(
+        shoulder=shoulder,
+        waist=round(hip_y - _WAIST * torso),
+        hips=round(hip_y + _HEM * torso),
+        crotch=crotch,
+        ankle=ankle,
+        left=left,
+        right=right,
+        protected=protected_region(pose, rgb),
+        arms=tuple(  # type: ignore[arg-type]
+            sorted(
+                (
+                    (pose.points[lm.LEFT_SHOULDER], pose.points[lm.LEFT_ELBOW]),
+                    (pose.points[lm.RIGHT_SHOULDER], pose.points[lm.RIGHT_ELBOW]),
+                ),
+                key=lambda arm: float(arm[0][0]),
+            )
+        ),
+    )
 
 
-def _waist(left: np.ndarray, right: np.ndarray, shoulder: int, crotch: int) -> int:
-    torso = crotch - shoulder
-    lo, hi = (shoulder + round(f * torso) for f in _WAIST_BAND)
-    widths = (right - left)[lo:hi]
-    if widths.size:
-        widths = np.where(left[lo:hi] >= 0, widths, widths.max())  # a row without trunk
-    i = int(np.argmin(widths)) if widths.size else 0
-    edge = widths.size // 10
-    if edge <= i < widths.size - edge and widths[i] <= _WAIST_NARROWING * widths.max():
-        return lo + i
-    return shoulder + round(_CANON_WAIST * torso)
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with the background it encloses filled (the segmenter's specks inside the
+    body would split a row's run; a gap between an arm and the torso opens onto the
+    background and stays)."""
+    padded = np.pad(mask, 1).astype(np.uint8)
+    flood = padded.copy()
+    cv2.floodFill(flood, None, (0, 0), 1)
+    return (padded | (flood == 0))[1:-1, 1:-1].astype(bool)
 
 
-def find_body(segmenter: Segmenter, person: np.ndarray) -> tuple[np.ndarray, np.ndarray, Body]:
-    """The person's alpha (float32 HxW), silhouette (bool HxW) and landmarks.
+def protected_region(pose: Pose, rgb: np.ndarray) -> np.ndarray:
+    """Bool HxW: the face and everything above the chin, and the visible hands: near the hand
+    landmarks, the pixels of the face's skin colour (a hand held over the chest protects the
+    hand, not a disc of the shirt around it)."""
+    h, w = rgb.shape[:2]
+    p = pose.points
+    eyes = _mid(pose, lm.LEFT_EYE, lm.RIGHT_EYE)
+    mouth = _mid(pose, lm.MOUTH_LEFT, lm.MOUTH_RIGHT)
+    drop = max(float(mouth[1] - eyes[1]), 1.0)
+    face_w = max(_span(pose, lm.LEFT_EAR, lm.RIGHT_EAR), 2 * _span(pose, lm.LEFT_EYE, lm.RIGHT_EYE))
+    chin = float(mouth[1] + _CHIN * drop)
+    top = float(min(p[list(lm.FACE), 1].min(), eyes[1] - 2 * drop))
+    face = np.zeros((h, w), np.uint8)
+    centre = (round(float(eyes[0] + mouth[0]) / 2), round((top + chin) / 2))
+    axes = (max(1, round(_FACE_HALF_WIDTH * face_w)), max(1, round((chin - top) / 2)))
+    cv2.ellipse(face, centre, axes, 0, 0, 360, 1, -1)
+    out = face.astype(bool)
+    out[: max(0, min(h, round(chin)))] = True
+    # The skin colour: the face's pixels between the eyes and the mouth.
+    cheeks = np.zeros((h, w), np.uint8)
+    cheek_axes = (max(1, round(0.35 * face_w)), max(1, round(drop / 2)))
+    cheek_centre = (round(float(eyes[0] + mouth[0]) / 2), round(float(eyes[1] + mouth[1]) / 2))
+    cv2.ellipse(cheeks, cheek_centre, cheek_axes, 0, 0, 360, 1, -1)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    skin = lab[cheeks > 0]
+    span = shoulder_span(pose)
+    for wrist, fingers in ((lm.LEFT_WRIST, lm.LEFT_HAND), (lm.RIGHT_WRIST, lm.RIGHT_HAND)):
+        seen = [i for i in fingers if pose.visibility[i] >= _HAND_VISIBLE]
+        if pose.visibility[wrist] < _HAND_VISIBLE and not seen:
+            continue
+        # The hand reaches past the finger landmarks (knuckles): extend them from the wrist.
+        root = p[wrist]
+        tips = [root + _HAND_REACH * (p[i] - root) for i in seen]
+        hand = np.float32([root, *tips])
+        radius = max(
+            _MIN_HAND_RADIUS * span, 0.5 * float(np.linalg.norm(hand - root, axis=1).max())
+        )
+        disc = np.zeros((h, w), np.uint8)
+        for a, b in zip(hand[:1].repeat(len(hand), 0), hand, strict=True):
+            cv2.line(
+                disc,
+                tuple(np.rint(a).astype(int)),
+                tuple(np.rint(b).astype(int)),
+                1,
+                max(1, round(radius)),
+            )
+        cv2.circle(disc, tuple(np.rint(hand.mean(axis=0)).astype(int)), round(radius), 1, -1)
+        near = disc > 0
+        if skin.size:
+            # Lightness counts for little: a hand is often in shadow compared with the face.
+            diff = (lab[near] - np.median(skin, axis=0)) * _SKIN_WEIGHTS
+            distance = np.linalg.norm(diff, axis=1)
+            keep = distance <= _SKIN_DISTANCE
+            near[near] = keep
+        out |= cv2.dilate(near.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    return out
 
-    Raises ``UnknownForeground`` when the segmenter finds nobody.
+
+def find_body(
+    segmenter: Segmenter, pose_estimator: PoseEstimator, person: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Body]:
+    """The person's alpha (float32 HxW), silhouette (bool HxW) and body geometry.
+
+    Raises ``UnknownForeground`` when the pose model finds nobody.
     """
-    alpha = segmenter.mask(person)
-    mask = silhouette(alpha)
-    body = body_geometry(mask)
-    if body is None:
+    pose = pose_estimator.landmarks(person)
+    if pose is None:
         raise UnknownForeground("No person could be detected in the person image")
-    return alpha, mask, body
+    alpha = segmenter.mask(person)
+    chest = (
+        _mid(pose, lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER) * 0.7
+        + _mid(pose, lm.LEFT_HIP, lm.RIGHT_HIP) * 0.3
+    )
+    mask = silhouette(alpha, near=(float(chest[0]), float(chest[1])))
+    return alpha, mask, body_from_pose(pose, mask, person)
 
 
 def clothing_region(mask: np.ndarray, body: Body, mode: str) -> np.ndarray:
-    """Bool HxW: the silhouette pixels within the trunk's columns in the rows ``mode`` dresses."""
+    """Bool HxW: the silhouette pixels within the body's columns in the rows ``mode`` dresses,
+    less the protected parts."""
     start, stop = body.rows(mode)
+    start = max(start, 0)
     cols = np.arange(mask.shape[1])
     region = np.zeros_like(mask)
-    ys = slice(start, stop)
+    ys = slice(start, max(start, stop))
     region[ys] = (cols >= body.left[ys, None]) & (cols < body.right[ys, None])
-    return region & mask
+    return region & mask & ~body.protected
 
 
 def _check(person: np.ndarray, garment: np.ndarray, mode: str) -> None:
@@ -264,36 +383,45 @@ class GeometricTryOn:
 
     The garment's box (alpha >= 128) is scaled to the region's height, top to top and bottom to
     bottom (cut off by the frame when the region runs off the image). Each garment row's width
-    (sleeves discounted, see ``_SLEEVE_FLARE``) is then fitted to the trunk's width in the body
-    row it lands on, centre on centre: a per-row horizontal stretch, so the garment follows the
-    shoulders, waist and legs. Its alpha is the warped garment alpha, feathered, times the
-    person's alpha, so nothing outside the person (and nothing above the region's first row)
-    changes. Its colour is the garment's times the person's luminance over its local level in
-    the painted area (``_level``): folds and shadows of the person's clothes shade the new
-    garment; broad lighting gradients are mostly lost. ``seed`` is unused: the result is
-    deterministic.
+    (sleeves discounted, see ``_SLEEVE_FLARE``) is then fitted to the body's width in the row it
+    lands on, centre on centre: a per-row horizontal stretch, so the garment's own outline
+    follows the shoulders, waist and legs. Sleeves (what sticks out past that width) are turned
+    about the armhole toward the elbow, at the body's scale. Its alpha is the warped garment
+    alpha, feathered, times the person's alpha, less the protected face, chin-up and hands, so
+    nothing outside the person changes. Its colour is the garment's times the person's
+    luminance over its local level in the painted area (``_level``): folds and shadows of the
+    person's clothes shade the new garment; broad lighting gradients are mostly lost. ``seed``
+    is unused: the result is deterministic.
     """
 
-    def __init__(self, segmenter: Segmenter) -> None:
+    def __init__(self, segmenter: Segmenter, pose: PoseEstimator) -> None:
         self.segmenter = segmenter
+        self.pose = pose
+
+    def find_person(self, person: np.ndarray) -> None:
+        if self.pose.landmarks(person) is None:
+            raise UnknownForeground("No person could be detected in the person image")
 
     def dress(self, person: np.ndarray, garment: np.ndarray, *, mode: str, seed: int) -> np.ndarray:
         _check(person, garment, mode)
-        alpha, mask, body = find_body(self.segmenter, person)
+        alpha, mask, body = find_body(self.segmenter, self.pose, person)
         start, stop = body.rows(mode)
         h, w = mask.shape
-        painted = _warp(garment, body, start, stop, w)
+        painted = _warp(garment, body, start, stop, w, sleeves=mode != "lower")
         if painted is None:
-            return person.copy()
-        (x0, x1), colour, cover = painted
-        end = min(stop, h)
-        box = np.s_[start:end, x0:x1]
+            raise UnknownForeground(_OUT_OF_FRAME)
+        (y0, y1, x0, x1), colour, cover = painted
+        box = np.s_[y0:y1, x0:x1]
         cover = cv2.GaussianBlur(cover, (0, 0), max(_MIN_FEATHER, _FEATHER * max(h, w)))
         # The silhouette's 1 px rim keeps the edge anti-aliased; the segmenter's faint haze
         # beyond it (in the narrow gap between the legs) is not the person.
         rim = cv2.dilate(mask[box].astype(np.uint8), np.ones((3, 3), np.uint8))
-        cover *= alpha[box] * rim
-        trunk = (body.right - body.left)[start:end]
+        # Inside the silhouette the person is opaque: the segmenter's soft alpha there (0.8 on
+        # a suit it is unsure of) would let the old clothes show through the garment.
+        inner = cv2.erode(mask[box].astype(np.uint8), np.ones((5, 5), np.uint8))
+        person_alpha = np.maximum(alpha[box], inner)
+        cover *= person_alpha * rim * ~body.protected[box]
+        trunk = (body.right - body.left)[y0:y1]
         span = _SHADING_SPAN * float(np.median(trunk[trunk > 0]))
         source = person[box].astype(np.float32)
         luminance = source @ np.float32([0.299, 0.587, 0.114])
@@ -307,9 +435,10 @@ class GeometricTryOn:
         return out
 
 
-def _garment_rows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per garment row: the centre of its extent and the width to fit to the body (sleeves
-    discounted). Rows without opaque pixels (a gap between straps) take their neighbours'."""
+def _garment_rows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per garment row: the centre of its extent, the width to fit to the body (sleeves
+    discounted), its width and the narrowest width at or below it. Rows without opaque pixels
+    (a gap between straps) take their neighbours'."""
     # A garment thinner than the shrink factor may have no pixel left at 128: take its densest.
     solid = alpha >= min(128.0, float(alpha.max()))
     w = solid.shape[1]
@@ -320,18 +449,25 @@ def _garment_rows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first, stop = np.interp(rows, filled, first), np.interp(rows, filled, stop)
     width = stop - first
     narrowest_below = np.minimum.accumulate(width[::-1])[::-1]
-    return (first + stop) / 2, np.minimum(width, _SLEEVE_FLARE * narrowest_below)
+    fit = np.minimum(width, _SLEEVE_FLARE * narrowest_below)
+    return (first + stop) / 2, fit, width, narrowest_below
 
 
 def _warp(
-    garment: np.ndarray, body: Body, start: int, stop: int, width: int
-) -> tuple[tuple[int, int], np.ndarray, np.ndarray] | None:
-    """The garment warped onto rows ``start:stop`` (``stop`` may lie below the image, whose
-    rows alone are drawn): the columns ``(x0, x1)`` it may cover, its straight colour (float32
-    Hx(x1-x0)x3) and alpha (float32, 0..1) there; None when the body has no trunk there."""
-    ys = np.arange(start, min(stop, len(body.left)))
+    garment: np.ndarray, body: Body, start: int, stop: int, width: int, *, sleeves: bool
+) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
+    """The garment warped onto rows ``start:stop`` (either may lie outside the image, whose
+    rows alone are drawn): the box ``(y0, y1, x0, x1)`` it may cover, its straight colour
+    (float32 (y1-y0)x(x1-x0)x3) and alpha (float32, 0..1) there; None when the body has no
+    columns there. With ``sleeves``, the garment's parts wider than its fitted body width are
+    turned toward the elbows (``_sleeve``); without, they are stretched with their row."""
+    h = len(body.left)
+    y0, y1 = max(start, 0), min(stop, h)
+    if y1 <= y0:
+        return None
+    ys = np.arange(y0, y1)
     left, right = body.left[ys], body.right[ys]
-    if stop <= start or not (left >= 0).any():
+    if not (left >= 0).any():
         return None
     solid = np.argwhere(garment[..., 3] >= 128)
     (g0, f0), (g1, f1) = solid.min(axis=0), solid.max(axis=0) + 1
@@ -342,10 +478,27 @@ def _warp(
     size = (max(1, round(crop.shape[1] * factor)), stop - start)
     crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
     gh, gw = crop.shape[:2]
-    centre, fit = _garment_rows(crop[..., 3] * 255)
+    centre, fit, row_width, narrowest = _garment_rows(crop[..., 3] * 255)
+    arms: list[np.ndarray] = []
+    if sleeves:
+        # In sleeve rows, everything past the narrowest width below is sleeve; that body
+        # width is what is fitted there.
+        sleeve_row = row_width > _SLEEVE * narrowest
+        fit = np.where(sleeve_row, narrowest, fit)
+        # A sleeve row's own centre moves where one sleeve ends before the other: its body
+        # part is centred like the first row below without sleeves.
+        plain = np.flatnonzero(~sleeve_row)
+        if plain.size:
+            below = plain[np.minimum(np.searchsorted(plain, np.arange(gh)), plain.size - 1)]
+            centre = np.where(sleeve_row, centre[below], centre)
+        cols = np.arange(gw)[None, :]
+        outside = sleeve_row[:, None] & (np.abs(cols + 0.5 - centre[:, None]) > fit[:, None] / 2)
+        arms = [crop * (outside & (cols < centre[:, None]))[..., None]]
+        arms.append(crop * (outside & (cols >= centre[:, None]))[..., None])
+        crop = crop * ~outside[..., None]
 
-    # Output row i shows garment row i: the crop has the region's height.
-    v = np.arange(len(ys), dtype=np.float32)
+    # Output row y shows garment row y - start: the crop has the region's height.
+    v = (ys - start).astype(np.float32)
     vi = np.minimum(v.astype(int), gh - 1)
     has = left >= 0
     scale = np.where(has, fit[vi] / np.maximum(right - left, 1), 1.0)  # garment px per body px
@@ -353,6 +506,12 @@ def _warp(
     reach_lo = (mid - centre[vi] / scale)[has]
     reach_hi = (mid + (gw - centre[vi]) / scale)[has]
     x0, x1 = max(0, int(reach_lo.min())), min(width, int(np.ceil(reach_hi.max())) + 1)
+    placed = []
+    for side, arm in enumerate(arms):
+        sleeve = _sleeve(arm, body, start, centre, fit, (left, right, has, scale, mid, y0), side)
+        if sleeve is not None:
+            placed.append(sleeve)
+            x0, x1 = min(x0, max(0, sleeve[0])), max(x1, min(width, sleeve[1]))
     xs = np.arange(x0, x1, dtype=np.float32) + 0.5
     map_x = centre[vi, None] + (xs[None, :] - mid[:, None]) * scale[:, None] - 0.5
     map_x[~has] = -2  # off the garment: transparent
@@ -365,9 +524,58 @@ def _warp(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
-    cover = np.ascontiguousarray(warped[..., 3])
+    for _, _, matrix, arm in placed:
+        shifted = matrix.copy()
+        shifted[:, 2] -= (x0, y0)
+        layer = cv2.warpAffine(
+            arm, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0, 0)
+        )
+        # Under the body part: "over" with the body part on top (premultiplied).
+        warped = warped + layer * (1 - warped[..., 3:])
+    cover = np.ascontiguousarray(np.clip(warped[..., 3], 0, 1))
     colour = warped[..., :3] / np.maximum(cover, 1e-6)[..., None] * 255
-    return (x0, x1), colour, cover
+    return (y0, y1, x0, x1), colour, cover
+
+
+def _sleeve(
+    arm: np.ndarray,
+    body: Body,
+    start: int,
+    centre: np.ndarray,
+    fit: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int],
+    side: int,
+) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    """Where one sleeve goes: the columns it spans, the 2x3 matrix from garment crop pixels to
+    image pixels and the sleeve layer itself; None without one (or an arm to put it on).
+
+    The sleeve turns about its armhole (the body part's edge at the sleeve's top row, placed
+    where the per-row warp puts that point) from the garment's own direction (armhole to the
+    sleeve's farthest pixel) to the arm's (shoulder to elbow), at the body's scale there."""
+    left, right, has, scale, mid, y0 = rows
+    solid = arm[..., 3] >= 0.5
+    if solid.sum() < 4:
+        return None
+    top = int(np.flatnonzero(solid.any(axis=1))[0])
+    y = start + top
+    i = y - y0
+    if not 0 <= i < len(left) or not has[i]:
+        return None
+    edge = centre[top] + (fit[top] / 2 if side else -fit[top] / 2)
+    anchor_g = np.float32([edge, top])
+    anchor = np.float32([mid[i] + (edge - centre[top]) / scale[i], y])
+    pts = np.argwhere(solid)[:, ::-1].astype(np.float32)
+    tip = pts[np.argmax(np.linalg.norm(pts - anchor_g, axis=1))]
+    shoulder, elbow = body.arms[side]
+    want = np.arctan2(*(elbow - shoulder)[::-1])
+    have = np.arctan2(*(tip - anchor_g)[::-1])
+    turn = float(want - have)
+    k = 1 / float(scale[i])
+    c, s = np.cos(turn) * k, np.sin(turn) * k
+    matrix = np.float32([[c, -s, 0], [s, c, 0]])
+    matrix[:, 2] = anchor - matrix[:, :2] @ anchor_g
+    xs = (pts @ matrix[:, :2].T + matrix[:, 2])[:, 0]
+    return int(xs.min()) - 1, int(np.ceil(xs.max())) + 2, matrix, arm
 
 
 def _level(luminance: np.ndarray, weight: np.ndarray, span: float) -> np.ndarray:
@@ -420,22 +628,33 @@ def colour_name(rgb: tuple[float, float, float]) -> str:
 class DiffusionTryOn:
     """Repaints the body region with a diffusers inpainting pipeline, prompted with the
     garment's colour and kind ("a person wearing a red top"); the garment's own pixels are not
-    shown to the model. The region is ``clothing_region`` of the same silhouette geometry as
+    shown to the model. The region is ``clothing_region`` of the same body geometry as
     ``GeometricTryOn``; pixels outside it are the person's own.
     """
 
     def __init__(
-        self, weights_path: Path, *, segmenter: Segmenter, threads: int, steps: int = 25
+        self,
+        weights_path: Path,
+        *,
+        segmenter: Segmenter,
+        pose: PoseEstimator,
+        threads: int,
+        steps: int = 25,
     ) -> None:
         self.segmenter = segmenter
+        self.pose = pose
         self.inpainter = DiffusionInpainter(weights_path, threads=threads, steps=steps)
+
+    def find_person(self, person: np.ndarray) -> None:
+        if self.pose.landmarks(person) is None:
+            raise UnknownForeground("No person could be detected in the person image")
 
     def dress(self, person: np.ndarray, garment: np.ndarray, *, mode: str, seed: int) -> np.ndarray:
         _check(person, garment, mode)
-        _, mask, body = find_body(self.segmenter, person)
+        _, mask, body = find_body(self.segmenter, self.pose, person)
         region = clothing_region(mask, body, mode)
         if not region.any():
-            return person.copy()
+            raise UnknownForeground(_OUT_OF_FRAME)
         opaque = garment[..., 3] >= 128
         colour = colour_name(tuple(np.median(garment[opaque][:, :3], axis=0)))
         # ``background`` is the inpainter's prompted path: it repaints wherever the canvas is
@@ -455,6 +674,7 @@ class TryOnConfig:
     """Everything a try-on factory may need; each takes what applies to it."""
 
     segmenter: Segmenter
+    pose: PoseEstimator
     threads: int
     weights_path: Path | None = None
     steps: int = 25
@@ -466,14 +686,18 @@ def _diffusion(config: TryOnConfig) -> TryOnEngine:
             "the 'diffusion' try-on engine needs a weights path (a local diffusers folder)"
         )
     return DiffusionTryOn(
-        config.weights_path, segmenter=config.segmenter, threads=config.threads, steps=config.steps
+        config.weights_path,
+        segmenter=config.segmenter,
+        pose=config.pose,
+        threads=config.threads,
+        steps=config.steps,
     )
 
 
 DEFAULT_TRY_ON_ENGINE = "geometric"
 
 TRY_ON_ENGINES: dict[str, Callable[[TryOnConfig], TryOnEngine]] = {
-    "geometric": lambda config: GeometricTryOn(config.segmenter),
+    "geometric": lambda config: GeometricTryOn(config.segmenter, config.pose),
     "diffusion": _diffusion,
 }
 
@@ -482,13 +706,14 @@ def create_try_on_engine(
     name: str,
     *,
     segmenter: Segmenter,
+    pose: PoseEstimator,
     threads: int,
     weights_path: Path | None = None,
     steps: int = 25,
 ) -> TryOnEngine:
-    """The try-on engine registered under ``name``, loaded. ``segmenter`` finds the person (and
-    is shared, not copied); ``threads``, ``weights_path`` and ``steps`` apply to ``diffusion``
-    only: ``geometric`` runs on the calling thread alone."""
+    """The try-on engine registered under ``name``, loaded. ``segmenter`` and ``pose`` find the
+    person (and are shared, not copied); ``threads``, ``weights_path`` and ``steps`` apply to
+    ``diffusion`` only: ``geometric`` runs on the calling thread alone."""
     try:
         factory = TRY_ON_ENGINES[name]
     except KeyError:
@@ -496,5 +721,7 @@ def create_try_on_engine(
             f"unknown try-on engine {name!r}; known: {', '.join(sorted(TRY_ON_ENGINES))}"
         ) from None
     return factory(
-        TryOnConfig(segmenter=segmenter, threads=threads, weights_path=weights_path, steps=steps)
+        TryOnConfig(
+            segmenter=segmenter, pose=pose, threads=threads, weights_path=weights_path, steps=steps
+        )
     )

@@ -34,15 +34,6 @@ Handler = Callable[[Services, JobView, dict[str, bytes]], Output]
 MISSED_HEARTBEATS = 3
 
 
-class JobFailed(RetouchError):
-    """A failed job reported over HTTP (try-on with ``wait_for_result``)."""
-
-    def __init__(self, job: JobView) -> None:
-        super().__init__(job.error_message or "The job failed")
-        self.error_code = job.error_code or "unexpected_error"
-        self.status = 400 if self.error_code == "invalid_parameter" else 500
-
-
 def job_error(exc: BaseException) -> tuple[str, str]:
     """The (error_code, message) a failed job reports for ``exc``."""
     if isinstance(exc, ServiceUnavailable):
@@ -197,14 +188,29 @@ class JobRunner:
         """Cancel a pending or running job; False when it had already finished."""
         return await self._fail(job, "job_cancelled", "The job was cancelled")
 
-    async def wait(self, job_id: str, *, seconds: float) -> JobView:
-        """The job once finished, or as it stands after ``seconds``."""
+    async def wait(
+        self, job_id: str, *, seconds: float, gone: asyncio.Event | None = None
+    ) -> JobView:
+        """The job once finished, or as it stands after ``seconds``.
+
+        When ``gone`` is set (the waiting client hung up) the wait ends: a job still pending is
+        cancelled and refunded, one already running is left to finish (and be charged).
+        """
         with anyio.move_on_after(seconds):
             while True:
                 job = await run_in_threadpool(self.store.get, job_id)
                 assert job is not None
                 if job.status in FINISHED:
                     return job
+                if gone is not None and gone.is_set():
+                    if job.status == JobStatus.PENDING:
+                        await self._fail(
+                            job,
+                            "job_cancelled",
+                            "The job was cancelled: its client disconnected before it started",
+                            sources=(JobStatus.PENDING,),
+                        )
+                    break
                 await asyncio.sleep(0.1)
         job = await run_in_threadpool(self.store.get, job_id)
         assert job is not None
@@ -217,10 +223,22 @@ class JobRunner:
         if self._queue is not None:
             await self._queue.close()
 
-    async def _fail(self, job: JobView, code: str, message: str) -> bool:
+    async def _fail(
+        self,
+        job: JobView,
+        code: str,
+        message: str,
+        *,
+        sources: tuple[JobStatus, ...] = (JobStatus.PENDING, JobStatus.RUNNING),
+    ) -> bool:
         with anyio.CancelScope(shield=True):
             if not await run_in_threadpool(
-                self.store.fail, job.id, code=code, message=message, webhook=_hooked(job)
+                self.store.fail,
+                job.id,
+                code=code,
+                message=message,
+                sources=sources,
+                webhook=_hooked(job),
             ):
                 return False
             await run_in_threadpool(

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from retouch.app_state import Services
 from retouch.config import Settings
+from retouch.engines.tryon import TryOnEngine
 from retouch.jobs.store import JobView
 from retouch.ops.codec import encode_jpeg, encode_png
-from retouch.ops.try_on import needs_extraction, try_on
+from retouch.ops.try_on import flatten, needs_extraction, try_on
 from retouch.pipeline import Output
 from retouch.processing import decode_input
 
@@ -23,10 +24,14 @@ class InspectedInputs:
     garment_needs_extraction: bool
 
 
-def inspect_inputs(settings: Settings, inputs: dict[str, bytes]) -> InspectedInputs:
+def inspect_inputs(
+    settings: Settings, inputs: dict[str, bytes], engine: TryOnEngine
+) -> InspectedInputs:
     """Decode both images at submission, so a bad image is a 400 now rather than a failed job,
-    and tell whether the garment must be extracted (which is priced)."""
+    look for the person (``UnknownForeground``, the same 400 whether or not the call waits for
+    the job) and tell whether the garment must be extracted (which is priced)."""
     decoded = {name: decode_input(settings, data) for name, data in inputs.items()}
+    engine.find_person(flatten(decoded["person_image"].pixels))
     return InspectedInputs(
         media_types={name: _MEDIA_TYPES[image.format] for name, image in decoded.items()},
         garment_needs_extraction=needs_extraction(decoded["garment_image"].pixels),

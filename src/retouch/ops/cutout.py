@@ -121,43 +121,54 @@ def subject_box(
     return Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
-def resolve_margin(spec: MarginSpec, *, subject: int, opposite: MarginSpec = NO_MARGIN) -> int:
-    """Pixels of margin on one side of a crop.
+def resolve_margin(spec: MarginSpec, *, subject: int) -> int:
+    """Pixels of margin on one side of a crop, before the output limit (``resolve_margins``).
 
     ``subject`` is the subject box's extent along this side's axis (width for left/right, height
-    for top/bottom) and ``opposite`` the margin asked for on the other side of that axis.
-
-    A percentage is of the *output* image's extent on that axis: "10%" on the left of a 400 px
-    wide crop leaves 40 px. That is the only reading under which Pixelcut's 0..49% range means
-    something (two 50% margins leave no room for the subject), and it is how product framing is
-    usually asked for ("the product fills 80% of the frame"). Solving
-    ``out = subject + px margins + out * percentages`` gives the output extent; each side is then
-    rounded on its own (half up), so equal specs give equal margins and the crop's size is
-    ``subject + left + right`` exactly, at the price of up to half a pixel per side of percentage.
+    for top/bottom). A percentage is of that extent: "10%" on the left of a 400 px wide subject
+    leaves 40 px. Each side stands on its own, so every value in Pixelcut's 0..49% range is
+    satisfiable (49% on both sides makes the result 1.98 times the subject) and equal specs give
+    equal margins. Rounded half up.
 
     Raises ValueError for a negative pixel margin or a percentage outside 0..49.
     """
-    for s in (spec, opposite):
-        if s.value < 0 or (s.unit == "%" and s.value > 49):
-            raise ValueError(f"margin out of range: {s.value}{s.unit} (0..49% or >= 0px)")
-    if spec.unit == "px":
-        return math.floor(spec.value + 0.5)
-    fixed = subject + sum(s.value for s in (spec, opposite) if s.unit == "px")
-    share = sum(s.value for s in (spec, opposite) if s.unit == "%") / 100
-    return math.floor(spec.value / 100 * fixed / (1 - share) + 0.5)
+    if spec.value < 0 or (spec.unit == "%" and spec.value > 49):
+        raise ValueError(f"margin out of range: {spec.value}{spec.unit} (0..49% or >= 0px)")
+    pixels = spec.value if spec.unit == "px" else spec.value / 100 * subject
+    return math.floor(pixels + 0.5)
+
+
+def _fit(extent: int, before: int, after: int, max_side: int) -> tuple[int, int]:
+    """The two margins of one axis, shrunk in proportion so the axis fits ``max_side``."""
+    room = max(0, max_side - extent)
+    if before + after <= room:
+        return before, after
+    return before * room // (before + after), after * room // (before + after)
 
 
 def resolve_margins(
-    box: Box, *, left: MarginSpec, top: MarginSpec, right: MarginSpec, bottom: MarginSpec
+    box: Box,
+    *,
+    left: MarginSpec,
+    top: MarginSpec,
+    right: MarginSpec,
+    bottom: MarginSpec,
+    max_side: int | None = None,
 ) -> Margins:
-    """All four margins for a crop of ``box``; see ``resolve_margin`` for the rules."""
+    """All four margins for a crop of ``box`` (see ``resolve_margin``).
+
+    With ``max_side``, an axis whose subject plus margins would exceed it has both its margins
+    shrunk in the ratio asked for, so the result is at most ``max_side`` on that axis and the
+    subject keeps its relative place; the other axis is untouched. A margin is never refused for
+    its size: any documented value gives a result.
+    """
     width, height = box.right - box.left, box.bottom - box.top
-    return Margins(
-        resolve_margin(left, subject=width, opposite=right),
-        resolve_margin(top, subject=height, opposite=bottom),
-        resolve_margin(right, subject=width, opposite=left),
-        resolve_margin(bottom, subject=height, opposite=top),
-    )
+    ml, mr = resolve_margin(left, subject=width), resolve_margin(right, subject=width)
+    mt, mb = resolve_margin(top, subject=height), resolve_margin(bottom, subject=height)
+    if max_side is not None:
+        ml, mr = _fit(width, ml, mr, max_side)
+        mt, mb = _fit(height, mt, mb, max_side)
+    return Margins(ml, mt, mr, mb)
 
 
 def crop_to_subject(rgba: np.ndarray, box: Box, margins: Margins) -> np.ndarray:

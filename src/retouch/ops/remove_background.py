@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retouch.engines.base import Segmenter
-from retouch.errors import InvalidParameter, UnknownForeground
+from retouch.errors import UnknownForeground
 from retouch.ops.cutout import (
     NO_MARGIN,
     MarginSpec,
@@ -76,13 +76,11 @@ def remove_background(
     box = subject_box(result[..., 3].astype(np.float32) / 255, _CROP_THRESHOLD, min_fraction=0)
     assert box is not None  # the subject itself is above the threshold
     margins = resolve_margins(
-        box, left=crop.left, top=crop.top, right=crop.right, bottom=crop.bottom
+        box,
+        left=crop.left,
+        top=crop.top,
+        right=crop.right,
+        bottom=crop.bottom,
+        max_side=max_side,
     )
-    height = box.bottom - box.top + margins.top + margins.bottom
-    width = box.right - box.left + margins.left + margins.right
-    if max(height, width) > max_side:
-        raise InvalidParameter(
-            f"The margins make a {width}x{height} px result; the largest side allowed is "
-            f"{max_side} px"
-        )
     return crop_to_subject(result, box, margins)

@@ -156,7 +156,7 @@ def try_on(
     result's background: the dressed person is cut out by ``segmenter``, as remove-background
     would, on transparency.
     """
-    person = _flatten(person_pixels)
+    person = flatten(person_pixels)
     if preprocess_garment and needs_extraction(garment_pixels):
         garment = extract_garment(garment_pixels, segmenter=segmenter)
     else:
@@ -168,7 +168,8 @@ def try_on(
     return cut_out_subject(dressed, segmenter=segmenter)
 
 
-def _flatten(pixels: np.ndarray) -> np.ndarray:
+def flatten(pixels: np.ndarray) -> np.ndarray:
+    """A person image as uint8 RGB: one with transparency flattened onto white."""
     if pixels.shape[2] == 3:
         return np.ascontiguousarray(pixels)
     alpha = pixels[..., 3:].astype(np.float32) / 255

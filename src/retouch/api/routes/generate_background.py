@@ -28,7 +28,7 @@ router = APIRouter(tags=["Endpoints"])
     openapi_extra=request_body(GenerateBackgroundRequest),
     responses={
         **image_responses("image/jpeg"),
-        **error_responses(400, 401, 403, 409, 422, 429, 500),
+        **error_responses(400, 401, 403, 406, 409, 422, 429, 500),
     },
     response_class=Response,
 )
@@ -52,4 +52,5 @@ async def generate_background_route(
         sources=sources,
         idempotency_key=idempotency_key,
         process=process,
+        media_types=("image/jpeg",),
     )

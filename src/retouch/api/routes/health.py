@@ -1,4 +1,5 @@
-"""Operations endpoints: liveness, readiness and Prometheus metrics (no API key needed)."""
+"""Operations endpoints: liveness and readiness (no API key needed). Metrics are served on
+their own port (``api.middleware.MetricsListenerMiddleware``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from retouch.api.deps import ServicesDep
@@ -52,8 +52,3 @@ async def readyz(services: ServicesDep) -> Response:
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
     )
-
-
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

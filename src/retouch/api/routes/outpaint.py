@@ -25,8 +25,8 @@ router = APIRouter(tags=["Endpoints"])
     operation_id="outpaint",
     openapi_extra=request_body(OutpaintRequest),
     responses={
-        **image_responses("image/jpeg"),
-        **error_responses(400, 401, 403, 409, 422, 429, 500),
+        **image_responses("image/jpeg", "image/png"),
+        **error_responses(400, 401, 403, 406, 409, 422, 429, 500),
     },
     response_class=Response,
 )
@@ -48,4 +48,5 @@ async def outpaint_route(
         sources=sources,
         idempotency_key=idempotency_key,
         process=process,
+        media_types=(f"image/{params.output_format}",),
     )

@@ -25,7 +25,7 @@ router = APIRouter(tags=["Endpoints"])
     openapi_extra=request_body(RemoveBackgroundRequest),
     responses={
         **image_responses("image/png"),
-        **error_responses(400, 401, 403, 409, 422, 429, 500),
+        **error_responses(400, 401, 403, 406, 409, 422, 429, 500),
     },
     response_class=Response,
 )
@@ -49,4 +49,5 @@ async def remove_background(
         sources=sources,
         idempotency_key=idempotency_key,
         process=process,
+        media_types=("image/png",),
     )

@@ -1,8 +1,10 @@
-"""GET /v1/results/{key}: where ``result_url``s point. The signature is the credential."""
+"""GET and HEAD /v1/results/{key}: where ``result_url``s point. The signature is the credential."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from retouch.api.deps import ServicesDep
@@ -12,18 +14,41 @@ from retouch.errors import NotFound
 router = APIRouter(tags=["Results"])
 
 
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The image.",
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in ("image/png", "image/jpeg")
+        },
+        "headers": {
+            "Content-Length": {"schema": {"type": "integer"}},
+            "Cache-Control": {"schema": {"type": "string"}},
+        },
+    },
+    **error_responses(404),
+}
+
+
 @router.get(
     "/v1/results/{key}",
     summary="Download a result",
     description="The target of a `result_url`. Valid until `expires`; afterwards 404.",
-    responses={
-        200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The image."},
-        **error_responses(404),
-    },
+    operation_id="get-result",
+    responses=_RESPONSES,
+    response_class=Response,
+)
+@router.head(
+    "/v1/results/{key}",
+    summary="Check a result",
+    description="The headers GET would send (type, length, caching), without the image.",
+    operation_id="head-result",
+    responses=_RESPONSES,
     response_class=Response,
 )
 async def get_result(
     key: str,
+    request: Request,
     services: ServicesDep,
     expires: str = Query(default="", description="Expiry, Unix seconds (signed)."),
     signature: str = Query(default="", description="HMAC signature of the key and expiry."),
@@ -37,11 +62,10 @@ async def get_result(
     if stored is None:
         raise gone
     max_age = max(0, int(expires) - int(now.timestamp()))
-    return Response(
-        stored.data,
-        media_type=stored.media_type,
-        headers={
-            "Cache-Control": f"private, max-age={max_age}",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    headers = {
+        "Cache-Control": f"private, max-age={max_age}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Length": str(len(stored.data)),
+    }
+    body = b"" if request.method == "HEAD" else stored.data
+    return Response(body, media_type=stored.media_type, headers=headers)

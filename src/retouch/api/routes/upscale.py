@@ -25,8 +25,8 @@ router = APIRouter(tags=["Endpoints"])
     operation_id="upscale",
     openapi_extra=request_body(UpscaleRequest),
     responses={
-        **image_responses("image/jpeg"),
-        **error_responses(400, 401, 403, 409, 422, 429, 500),
+        **image_responses("image/jpeg", "image/png"),
+        **error_responses(400, 401, 403, 406, 409, 422, 429, 500),
     },
     response_class=Response,
 )
@@ -48,4 +48,5 @@ async def upscale_route(
         sources=sources,
         idempotency_key=idempotency_key,
         process=process,
+        media_types=("image/jpeg", "image/png"),
     )
