@@ -214,3 +214,9 @@ def test_an_idempotent_replay_names_the_scene_too(
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert first.headers["X-Retouch-Scene"] == replay.headers["X-Retouch-Scene"] == "forest"
     assert replay.content == first.content
+
+
+def test_the_openapi_document_names_the_scene_header(client: httpx.Client) -> None:
+    operation = client.get("/openapi.json").json()["paths"][ENDPOINT]["post"]
+    headers = operation["responses"]["200"]["headers"]
+    assert "X-Retouch-Scene" in headers and "X-Credits-Charged" in headers

@@ -15,6 +15,16 @@ from retouch.pipeline import Output
 
 router = APIRouter(tags=["Endpoints"])
 
+_SUCCESS = image_responses("image/jpeg")
+_SUCCESS[200]["headers"] = {
+    **_SUCCESS[200]["headers"],
+    processing.SCENE_HEADER: {
+        "description": "The scene drawn: the `scene` preset, or the library scene nearest in "
+        "meaning to `prompt` (see the README for the list).",
+        "schema": {"type": "string"},
+    },
+}
+
 
 @router.post(
     "/v1/generate-background",
@@ -27,7 +37,7 @@ router = APIRouter(tags=["Endpoints"])
     operation_id="generate-background",
     openapi_extra=request_body(GenerateBackgroundRequest),
     responses={
-        **image_responses("image/jpeg"),
+        **_SUCCESS,
         **error_responses(400, 401, 403, 406, 409, 422, 429, 500),
     },
     response_class=Response,
