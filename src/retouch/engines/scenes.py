@@ -984,13 +984,20 @@ def _bathroom(stage: _Stage, rng: np.random.Generator) -> np.ndarray:
 
 
 def _slate_texture(rng: np.random.Generator, shape: tuple[int, int], unit: float) -> np.ndarray:
-    """Natural slate: cool grey, layered, with rust-brown patches and a fine grain."""
+    """Natural cleft slate: cool grey, split into thin layers whose edges catch the light as
+    wandering lines, with a few rusty patches and a fine, sparkly grain."""
     h, w = shape
-    layers = _fbm(rng, shape, (12, 3), 4)
-    patches = _smoothstep(0.4, 1.4, _fbm(rng, shape, (3, 6), 5))
-    grain = _noise(rng, shape, (round(h / (2 * unit)), round(w / (2 * unit))))
-    stone = _mix(_rgb(98, 102, 106), _rgb(116, 100, 86), 0.6 * patches)
-    return stone * (1 + 0.05 * layers + 0.06 * _fbm(rng, shape, (3, 6), 5) + 0.05 * grain)
+    y, x = _grid(shape)
+    patches = _smoothstep(0.8, 1.8, _fbm(rng, shape, (3, 6), 5))
+    grain = _noise(rng, shape, (round(h / (1.5 * unit)), round(w / (1.5 * unit))))
+    # Layer edges: contour lines of a slow field, bright on one side, shaded on the other.
+    field = y / (110 * unit) + 0.45 * _fbm(rng, shape, (2, 4), 4) + x / (1400 * unit)
+    step = field - np.floor(field)
+    edge = _smoothstep(0.0, 0.015, step) * _smoothstep(0.05, 0.015, step)
+    terrace = 0.04 * (np.floor(field) % 3)
+    stone = _mix(_rgb(92, 96, 102), _rgb(120, 104, 88), 0.45 * patches)
+    shade = 1 + 0.05 * _fbm(rng, shape, (3, 6), 5) + 0.07 * grain + terrace + 0.07 * edge
+    return stone * shade
 
 
 def _stone(stage: _Stage, rng: np.random.Generator) -> np.ndarray:
