@@ -30,6 +30,7 @@ then garment and result for each garment, labelled. Run from the repository root
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 
@@ -44,7 +45,6 @@ from tests.utils.engines import FixedPose
 from tests.utils.people import (
     astronaut,
     drawn_pose,
-    full_body_photo,
     garment_photo,
     landmark_face,
     landmark_torso,
@@ -54,12 +54,24 @@ from tests.utils.people import (
 TILE = 256
 
 
+def full_body_photo() -> np.ndarray | None:
+    """A man standing full length, head to shoes (a crop of ultralytics' ``bus.jpg``), or None
+    when that package is not installed (``pip install --no-deps ultralytics==8.4.190``: only
+    its sample photo is read, never its code)."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or spec.submodule_search_locations is None:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "bus.jpg"
+    if not path.is_file():
+        return None
+    return np.ascontiguousarray(cv2.imread(str(path))[300:950, 0:300, ::-1])
+
+
 def three_quarter_photo() -> np.ndarray | None:
     """A man pointing, head to thighs (a crop of ultralytics' ``zidane.jpg``), or None."""
     photo = full_body_photo()
     if photo is None:
         return None
-    import importlib.util
 
     spec = importlib.util.find_spec("ultralytics")
     assert spec is not None and spec.submodule_search_locations is not None

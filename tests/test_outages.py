@@ -9,10 +9,12 @@ without restarting Retouch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +26,7 @@ from retouch.app import create_app
 from retouch.app_state import Engines, Services
 from retouch.billing import ledger
 from retouch.config import Settings
+from retouch.maintenance import sweep_once
 from tests.utils.calls import assert_envelope
 from tests.utils.db import empty_tables
 from tests.utils.factories import TestAccount, make_account
@@ -119,6 +122,34 @@ def test_postgresql_outage_is_a_prompt_503_and_heals_without_restart(
         assert made.headers["X-Credits-Remaining"] == "4"
         # Nothing the outage refused was charged; the ledger still equals the balance.
         assert balance(services, account) == 4
+
+
+def test_a_node_starts_while_postgresql_is_down_and_signs_once_it_returns(
+    settings: Settings, postgres_proxy: tuple[TcpProxy, str], engines: Engines
+) -> None:
+    """The signing keys live in the database: a node that could not read them at start loads
+    them at first use, and until then answers 503, never 500, nor 404 for a good URL."""
+    proxy, url = postgres_proxy
+    settings = settings.model_copy(update={"database_url": url})
+    proxy.refuse()
+    with (
+        running(settings, engines) as (services, live),
+        httpx.Client(base_url=live.url, timeout=60) as http,
+    ):
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["database"] is False
+        someone_elses = f"/v1/results/{'A' * 43}.png?expires=9999999999&signature=x"
+        response, seconds = timed(lambda: http.get(someone_elses))
+        assert_envelope(response, 503, "service_unavailable")
+        assert seconds < PROMPT_SECONDS
+
+        proxy.restore()
+        account = make_account(services, credits=5)
+        made = remove_background(http, account)
+        assert made.status_code == 200, made.text
+        link = urlsplit(made.json()["result_url"])
+        assert http.get(f"{link.path}?{link.query}").status_code == 200
+        assert http.get(someone_elses).status_code == 404
 
 
 @pytest.mark.parametrize("fail_open", [True, False])
@@ -286,3 +317,46 @@ def test_s3_outage_fails_requests_cleanly_and_charges_nothing(
             assert http.get(result).status_code == 200
             assert remove_background(http, account).status_code == 200
             assert balance(services, account) == 2
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_a_node_starts_while_s3_is_down_and_serves_once_it_returns(
+    settings: Settings, seaweed: Seaweed, engines: Engines
+) -> None:
+    s3 = urlsplit(seaweed.endpoint_url)
+    with TcpProxy.running(s3.hostname or "127.0.0.1", s3.port or 80) as proxy:
+        proxy.refuse()
+        settings = settings.model_copy(
+            update={
+                # A bucket that does not exist yet: the node must create it once S3 is back.
+                "results_url": f"s3://boot-{uuid.uuid4().hex[:8]}/results",
+                "s3_endpoint_url": f"http://127.0.0.1:{proxy.port}",
+            }
+        )
+        with (
+            running(settings, engines) as (services, live),
+            httpx.Client(base_url=live.url, timeout=60) as http,
+        ):
+            account = make_account(services, credits=5)
+            ready = http.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["checks"] == {"database": True, "storage": False, "models": True}
+            response, seconds = timed(lambda: remove_background(http, account))
+            assert_envelope(response, 503, "service_unavailable")
+            assert seconds < PROMPT_SECONDS
+            assert balance(services, account) == 5
+            # Storage being down holds back no refund of a reservation a dead process left.
+            services.ledger.reserve(
+                account_id=account.id, request_id="abandoned", endpoint="test", amount=1
+            )
+            later = services.clock() + timedelta(seconds=settings.reservation_ttl_seconds + 1)
+            sweep_once(dataclasses.replace(services, clock=lambda: later))
+            assert balance(services, account) == 5
+
+            proxy.restore()
+            assert http.get("/readyz").status_code == 200
+            made = remove_background(http, account)
+            assert made.status_code == 200, made.text
+            link = urlsplit(made.json()["result_url"])
+            assert http.get(f"{link.path}?{link.query}").status_code == 200
+            assert balance(services, account) == 4

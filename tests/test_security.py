@@ -318,11 +318,13 @@ def test_result_keys_cannot_be_guessed(client: httpx.Client, services: Services)
     }
     assert answers == {(404, gone_body(client, services))}
 
-    # Paths that try to leave the results folder never reach a file, e.g. the signing secret.
-    secret = services.settings.data_dir / "secret.key"
-    for path in ("/v1/results/..%2Fsecret.key", "/v1/results/%2E%2E%2F%2E%2E%2Fsecret.key"):
+    # Paths that try to leave the results folder never reach a file, e.g. the database beside
+    # it, which holds the signing key.
+    database = Path(services.settings.sqlalchemy_url.removeprefix("sqlite:///"))
+    assert database.parent == services.settings.results_dir.parent.parent
+    for path in ("/v1/results/..%2F..%2Fretouch.db", "/v1/results/%2E%2E%2F%2E%2E%2Fretouch.db"):
         response = client.get(path, params={"expires": "9999999999", "signature": "x"})
-        assert response.status_code == 404 and secret.read_bytes() not in response.content
+        assert response.status_code == 404 and database.read_bytes()[:16] not in response.content
 
 
 # --- request bodies ---------------------------------------------------------------------

@@ -25,12 +25,12 @@ from retouch.engines.text_encoder import MiniLmEncoder
 from retouch.engines.tryon import TryOnEngine, create_try_on_engine
 from retouch.engines.upscaler import create_upscaler
 from retouch.executor import BoundedExecutor
-from retouch.jobs.webhooks import master_key
 from retouch.metrics import Metrics
 from retouch.ratelimit import RateLimiter
+from retouch.server_secrets import ServerKeys
 from retouch.storage.base import PresigningStore, ResultStore
 from retouch.storage.local import LocalResultStore
-from retouch.storage.signing import UrlSigner, load_or_create_secret, signed_result_url
+from retouch.storage.signing import UrlSigner, signed_result_url
 
 
 def utc_now() -> datetime:
@@ -118,9 +118,8 @@ class Services:
     pricing: Pricing
     executor: BoundedExecutor
     results: ResultStore
-    signer: UrlSigner
+    keys: ServerKeys
     engines: Engines
-    webhook_master: bytes
     metrics: Metrics
     # What "now" is for result expiry; tests move it forward instead of sleeping an hour.
     clock: Callable[[], datetime] = utc_now
@@ -131,11 +130,6 @@ class Services:
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = create_session_factory(engine)
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)
-        secret = (
-            settings.result_secret.get_secret_value().encode()
-            if settings.result_secret
-            else load_or_create_secret(settings.secret_file)
-        )
         return cls(
             settings=settings,
             engine=engine,
@@ -160,11 +154,20 @@ class Services:
                 on_pending=metrics.queue_depth.set,
             ),
             results=_result_store(settings),
-            signer=UrlSigner(secret),
+            keys=ServerKeys(settings, sessions),
             engines=engines or Engines.load(settings),
-            webhook_master=master_key(settings),
             metrics=metrics,
         )
+
+    @property
+    def signer(self) -> UrlSigner:
+        """Signs and checks result URLs."""
+        return UrlSigner(self.keys.get().result_urls)
+
+    @property
+    def webhook_master(self) -> bytes:
+        """The key every account's webhook key is derived from."""
+        return self.keys.get().webhooks
 
     def result_url(self, base: str, key: str) -> str:
         """Where a client downloads a stored result, for the next ``result_ttl_seconds``: this

@@ -24,8 +24,9 @@ from retouch.config import Settings, log_unknown_settings
 from retouch.db import migrate
 from retouch.db.engine import create_db_engine, create_session_factory
 from retouch.errors import RetouchError
-from retouch.jobs.webhooks import account_key, master_key
+from retouch.jobs.webhooks import account_key
 from retouch.logs import configure_logging
+from retouch.server_secrets import load_server_secrets
 
 app = typer.Typer(no_args_is_help=True, help="Retouch: self-hosted, Pixelcut-compatible image API.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Create and list accounts.")
@@ -326,7 +327,8 @@ def accounts_webhook_secret(name: str) -> None:
     """Print the key that signs this account's webhooks (Retouch-Signature)."""
     with _transaction() as session:
         account = accounts.get_account(session, name=name)
-    console.print(account_key(master_key(Settings()), account.id).decode(), soft_wrap=True)
+        master = load_server_secrets(Settings(), session).webhooks
+    console.print(account_key(master, account.id).decode(), soft_wrap=True)
 
 
 @credits_app.command("grant")

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     result_secret: SecretStr | None = Field(
         default=None,
         min_length=32,
-        description="HMAC key for result URLs; default is a random key kept in the data dir.",
+        description="HMAC key for result URLs; default is a random key kept in the database.",
     )
     sweep_interval_seconds: Annotated[int, Field(ge=1)] = 60
     idempotency_ttl_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         default=None,
         min_length=32,
         description="Master key from which each account's webhook signing key is derived; "
-        "default is a random key kept in the data dir.",
+        "default is a random key kept in the database.",
     )
     webhook_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     webhook_timeout_seconds: Annotated[float, Field(gt=0)] = 10
@@ -251,10 +251,13 @@ class Settings(BaseSettings):
 
     @property
     def secret_file(self) -> Path:
+        """Where the generated result-URL key was kept before keys moved into the database;
+        retouch.server_secrets adopts a key found here."""
         return self.data_dir / "secret.key"
 
     @property
     def webhook_secret_file(self) -> Path:
+        """The same, for the webhook master key."""
         return self.data_dir / "webhook.key"
 
     @property

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 import anyio
 import httpcore
 import httpx
+import idna
 
 from retouch.errors import FileSizeTooLarge, InvalidParameter
 
@@ -188,16 +189,30 @@ async def fetch_url(
         raise InvalidParameter(f"{failed}: the server timed out") from exc
     except httpx.HTTPError as exc:
         raise InvalidParameter(f"{failed}: {str(exc) or type(exc).__name__}") from exc
+    except idna.IDNAError as exc:
+        # Only a redirect's Location gets here: the request URL was checked above.
+        raise InvalidParameter(f"{failed}: it redirects to a URL where {_bad_host(exc)}") from exc
 
 
 def parse_http_url(url: str, field: str) -> httpx.URL:
+    """``url`` parsed, or InvalidParameter naming ``field``: callers check a URL with this before
+    they queue, charge or connect for it."""
     try:
         parsed = httpx.URL(url)
+        host = parsed.host
     except httpx.InvalidURL as exc:
         raise InvalidParameter(f"{field} is not a valid URL: {exc}") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    except idna.IDNAError as exc:
+        raise InvalidParameter(f"{field} is not a valid URL: {_bad_host(exc)}") from exc
+    if parsed.scheme not in ("http", "https") or not host:
         raise InvalidParameter(f"{field} must be an http:// or https:// URL with a host")
     return parsed
+
+
+def _bad_host(exc: idna.IDNAError) -> str:
+    # httpx parses an ASCII "xn--" host lazily: reading URL.host decodes it with idna, which
+    # raises its own error type (not httpx.InvalidURL) for a label that is no valid Punycode.
+    return f"the host is not a valid internationalised domain name ({exc})"
 
 
 async def _download(

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from retouch.app_state import Services
 from retouch.config import Settings
+from retouch.errors import ServiceUnavailable
 from retouch.jobs.queue import RedisJobQueue
 from retouch.jobs.runner import JobRunner
 from retouch.jobs.try_on import KIND as TRY_ON
@@ -22,11 +23,18 @@ logger = logging.getLogger(__name__)
 
 
 def sweep_once(services: Services) -> None:
-    """Delete expired results and idempotency records; refund abandoned reservations."""
+    """Refund abandoned reservations; delete expired idempotency records and results.
+
+    Result storage comes last and on its own: while S3 is down, refunds must not wait for it.
+    """
     now = services.clock()
-    swept = services.results.sweep(now=now)
     refunded = services.ledger.release_expired(now=now)
     forgotten = services.idempotency.sweep(now=now)
+    try:
+        swept = services.results.sweep(now=now)
+    except ServiceUnavailable:
+        logger.warning("sweeper: result storage unavailable; expired results wait a sweep")
+        swept = 0
     if swept or refunded or forgotten:
         logger.info(
             "sweeper: %d results deleted, %d reservations refunded, %d idempotency keys expired",

@@ -103,6 +103,7 @@ def outpaint(params: OutpaintRequest, data: bytes, engines: Engines, settings: S
         filler=engines.filler,
         creativity=params.creativity,
         seed=request_seed(data, params),
+        segmenter=engines.segmenter,
     )
     if params.output_format == "png":
         return Output(encode_png(rgb), "image/png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from retouch.app_state import Services
 from retouch.billing import ledger
+from tests.utils import fuzzing
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import composite, encode
 
@@ -160,6 +162,20 @@ def test_insufficient_credits_is_403_and_charges_nothing(
         assert ledger.balance(session, account_id=poor.id) == 3
 
 
+def test_a_progressive_jpeg_scan_bomb_is_refused_at_once(
+    client: httpx.Client, services: Services, account: TestAccount
+) -> None:
+    """20,000 scans of a flat 1024 px square: 680 KB, and about 20 s of decoding here."""
+    bomb = fuzzing.jpeg_scan_bomb(6_664)
+    started = time.monotonic()
+    response = client.post(
+        ENDPOINT, headers=account.headers, files={"image": ("bomb.jpg", bomb, "image/jpeg")}
+    )
+    assert time.monotonic() - started < 2
+    assert_refused(response, services, account, "malformed_image")
+    assert "scans" in response.json()["error"]
+
+
 # --- image_url ---------------------------------------------------------------------------
 
 
@@ -256,3 +272,44 @@ def test_a_redirect_to_a_private_address_is_refused(
     assert_refused(response, services, account, "invalid_parameter")
     assert "not a public address" in response.json()["error"]
     assert connections == ["127.0.0.1"]  # the origin, and nothing after the redirect
+
+
+# Hosts that are ASCII but no valid IDNA A-label: httpx accepts the URL and fails when the host
+# is read, which must be a 400 wherever the URL comes from.
+BAD_IDNA_URLS = ["http://xn--/a.png", "https://xn--zz.example/a.png", "http://xn--a/a.png"]
+
+
+@pytest.mark.parametrize("url", BAD_IDNA_URLS)
+@pytest.mark.parametrize("form", ["json", "multipart"])
+def test_an_image_url_whose_host_fails_idna_is_a_400(
+    client: httpx.Client,
+    services: Services,
+    account: TestAccount,
+    url: str,
+    form: str,
+    connections: list[str],
+) -> None:
+    # A (None, text) file tuple is how httpx sends a plain field as multipart.
+    body = {"json": {"image_url": url}} if form == "json" else {"files": {"image_url": (None, url)}}
+    response = client.post(ENDPOINT, headers=account.headers, **body)  # type: ignore[arg-type]
+    assert_refused(response, services, account, "invalid_parameter")
+    assert "image_url" in response.json()["error"]
+    assert connections == []
+
+
+@pytest.mark.settings(fetch_allow_networks=["127.0.0.1/32"])
+@pytest.mark.parametrize("target", BAD_IDNA_URLS)
+def test_a_redirect_to_a_host_that_fails_idna_is_a_400(
+    client: httpx.Client,
+    services: Services,
+    account: TestAccount,
+    origin: str,
+    target: str,
+    connections: list[str],
+) -> None:
+    response = client.post(
+        ENDPOINT, headers=account.headers, json={"image_url": f"{origin}/redirect?to={target}"}
+    )
+    assert_refused(response, services, account, "invalid_parameter")
+    assert "image_url could not be fetched" in response.json()["error"]
+    assert connections == ["127.0.0.1"]

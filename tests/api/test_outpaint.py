@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from skimage import data
 
 from retouch.app import create_app
 from retouch.app_state import Engines, Services
@@ -14,6 +15,7 @@ from retouch.config import Settings
 from retouch.db import migrate
 from retouch.engines.diffusion import DiffusionInpainter
 from tests.utils.calls import post_image
+from tests.utils.clones import CHELSEA_FEATURES, CHELSEA_SIDES, chelsea_border, clone_score
 from tests.utils.diffusion import build_tiny_pipeline
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import decode, encode, periodic_texture
@@ -52,6 +54,31 @@ def test_a_periodic_texture_is_continued_and_the_original_kept(
     error = np.abs(result.astype(int) - truth.astype(int))[border].mean()
     flat = np.abs(truth.astype(int) - inner.reshape(-1, 3).mean(axis=0))[border].mean()
     assert error < 12 and error < flat / 3, (error, flat)
+
+
+@pytest.mark.slow
+def test_a_real_photo_is_grown_without_copies_of_its_subject(
+    client: httpx.Client, account: TestAccount
+) -> None:
+    """Issue 14: skimage's cat grown by 200 px left and right and 100 px on top came back with
+    copies of its eyes in the border; the service now keeps the subject out of the fill."""
+    image = data.chelsea()
+    sides = {side: str(px) for side, px in CHELSEA_SIDES.items() if px}
+    # A full-size fill: seconds alone, more on a busy test machine than the client's default.
+    response = client.post(
+        ENDPOINT,
+        headers={**account.headers, "Accept": "image/*"},
+        files={"image": ("chelsea.png", encode(image))},
+        data={**sides, "output_format": "png"},
+        timeout=180,
+    )
+    assert response.status_code == 200, response.text
+    result = np.asarray(decode(response.content).convert("RGB"))
+    border = chelsea_border(image)
+    assert result.shape == (*border.shape, 3)
+    assert np.array_equal(result[~border].reshape(image.shape), image)
+    scores = {name: clone_score(result, border, patch) for name, patch in CHELSEA_FEATURES.items()}
+    assert max(scores.values()) < 0.6, scores
 
 
 def test_jpeg_by_default_with_the_requested_size(

@@ -112,3 +112,81 @@ def test_validation_raises_only_the_spec_errors(
         assert exc.status == 400 and exc.message
         return
     fingerprint(endpoint="fuzz", params=params.model_dump(mode="json"), images={})
+
+
+# JSON that Python's parser cannot take: past the recursion limit, or an integer longer than
+# int()'s 4300-digit cap. Each used to escape as a 500.
+DEEP = "[" * 10_000 + "]" * 10_000
+DEEP_OBJECT = '{"a":' * 10_000 + "1" + "}" * 10_000
+HUGE_INT = "9" * 5_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP,
+        DEEP_OBJECT,
+        f'{{"image_url": "https://example.com/a.png", "shadow": {DEEP}}}',
+        f'{{"image_url": "https://example.com/a.png", "crop": {HUGE_INT}}}',
+        f'{{"image_url": "https://example.com/a.png", "unknown": [{HUGE_INT}]}}',
+        '{"image_url": "https://example.com/a.png", "x": ' + "[" * 40 + "]" * 40 + "}",
+    ],
+    ids=["deep-array", "deep-object", "deep-field", "huge-int", "huge-int-unknown", "depth-41"],
+)
+@pytest.mark.parametrize("path", ["/v1/remove-background", "/v1/try-on"])
+def test_pathological_json_bodies_are_invalid_request_body(
+    client: httpx.Client, services: Services, account: TestAccount, body: str, path: str
+) -> None:
+    before = _balance(services, account)
+    response = client.post(
+        path,
+        content=body,
+        headers={**account.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "invalid_request_body"
+    assert _balance(services, account) == before
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"enabled": true, "light_source": ' + DEEP_OBJECT + "}",
+        '{"enabled": true, "opacity": ' + HUGE_INT + "}",
+    ],
+    ids=["deep", "huge-int"],
+)
+def test_pathological_json_in_a_multipart_field_is_invalid_parameter(
+    client: httpx.Client, services: Services, account: TestAccount, value: str
+) -> None:
+    before = _balance(services, account)
+    response = client.post(
+        "/v1/remove-background",
+        headers=account.headers,
+        files={"image": ("a.png", b"\x89PNG\r\n\x1a\n"), "shadow": (None, value)},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "invalid_parameter"
+    assert "shadow" in response.json()["error"]
+    assert _balance(services, account) == before
+
+
+def test_ordinary_nesting_and_long_numbers_still_parse(
+    client: httpx.Client, services: Services, account: TestAccount
+) -> None:
+    """The bound leaves room for every real body: a shadow is three levels deep, and a float
+    may carry more digits than it can hold."""
+    body = (
+        '{"image_url": "https://example.com/a.png", "unknown": "[[[[{{{{", "shadow": '
+        '{"enabled": true, "opacity": 0.50000000000000000000000001, '
+        '"light_source": {"position": {"x": 0, "y": -0.6, "z": 0.7}}}}'
+    )
+    response = client.post(
+        "/v1/remove-background",
+        content=body,
+        headers={**account.headers, "Content-Type": "application/json"},
+    )
+    # Parsed and validated, then stopped at the fetch (fetching is off in these tests).
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "invalid_parameter"
+    assert "could not be fetched" in response.json()["error"]

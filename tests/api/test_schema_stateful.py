@@ -60,8 +60,12 @@ def _with_job_links(document: dict[str, Any]) -> dict[str, Any]:
         "CancelJob": follow["CancelJob"]
     }
     # Optional in the API (a file part may stand in), but a scenario without both URLs ends at its
-    # first step; test_schema_fuzz covers leaving them out.
-    linked["components"]["schemas"]["TryOnRequest"]["required"] = list(FETCHABLE)
+    # first step; test_schema_fuzz covers leaving them out. Every URL is parsed before the first
+    # is fetched, so a scenario also needs URLs that parse (test_schema_fuzz sends the others).
+    request = linked["components"]["schemas"]["TryOnRequest"]
+    request["required"] = list(FETCHABLE)
+    for field in FETCHABLE:
+        request["properties"][field] = {"type": "string", "enum": [f"https://cdn.example/{field}"]}
     return linked
 
 

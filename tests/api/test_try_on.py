@@ -610,7 +610,9 @@ def test_webhooks_deliver_the_signed_final_document(
         assert document["error"]["error_code"] == "job_cancelled"
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/hook", "not a url", "http://"])
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/hook", "not a url", "http://", "http://xn--/hook", "https://xn--zz/"]
+)
 def test_a_bad_webhook_url_is_refused_at_submission(
     client: httpx.Client, services: Services, url: str
 ) -> None:
@@ -890,3 +892,22 @@ def test_a_key_whose_waited_for_job_failed_later_is_free_again(
         assert "Idempotent-Replayed" not in retried.headers
         assert retried.headers["X-Job-Id"] != job_id
         assert balance(services, account) == 9
+
+
+@pytest.mark.parametrize("field", ["person_image_url", "garment_image_url"])
+@pytest.mark.parametrize("url", ["http://xn--/a.png", "https://xn--zz.example/a.png"])
+def test_an_image_url_whose_host_fails_idna_is_a_400(
+    client: httpx.Client, services: Services, field: str, url: str, connections: list[str]
+) -> None:
+    account = make_account(services, credits=10)
+    fields = {"person_image_url": "https://example.com/p.png", "garment_image_url": url}
+    if field == "person_image_url":
+        fields = {"person_image_url": url, "garment_image_url": "https://example.com/g.png"}
+    response = client.post(
+        "/v1/try-on", headers=account.headers, json={**fields, "wait_for_result": False}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "invalid_parameter"
+    assert field in response.json()["error"]
+    assert connections == []
+    assert balance(services, account) == 10

@@ -149,3 +149,52 @@ def test_rejects_bad_inputs(
 def test_patchmatch_work_budget_must_be_usable() -> None:
     with pytest.raises(ValueError, match="max_work_pixels"):
         PatchMatchFiller(max_work_pixels=10_000)
+
+
+def test_exclude_must_match_the_image() -> None:
+    image = np.zeros((8, 8, 3), np.uint8)
+    mask = np.zeros((8, 8), bool)
+    for filler in (PatchMatchFiller(), TeleaFiller()):
+        with pytest.raises(ValueError, match="exclude must be bool"):
+            filler.fill(image, mask, creativity=0, seed=0, exclude=np.zeros((8, 9), bool))
+
+
+def subject_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grey grain with a red checkered square against the right edge, the hole beyond it: the
+    square's patches are the best match for the hole's rows it touches."""
+    image = smooth_image(120, 200, seed=3)
+    image[...] = image.mean(axis=2, keepdims=True).astype(np.uint8)
+    subject = np.zeros((120, 200), bool)
+    subject[30:90, 100:150] = True
+    checks = (np.indices((60, 50)).sum(axis=0) // 6) % 2
+    image[30:90, 100:150] = np.where(checks[..., None], (220, 30, 30), (120, 10, 10))
+    mask = np.zeros((120, 200), bool)
+    mask[:, 150:] = True
+    return image, mask, subject
+
+
+def red(rgb: np.ndarray) -> np.ndarray:
+    r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
+    return (r - np.maximum(g, b)) > 40
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("creativity", [0.0, 1.0])
+def test_patchmatch_copies_nothing_from_the_excluded_pixels(creativity: float) -> None:
+    image, mask, subject = subject_scene()
+    filler = PatchMatchFiller()
+    plain = filler.fill(image, mask, creativity=creativity, seed=0)
+    assert red(plain[mask]).mean() > 0.05  # the square is continued into the hole...
+    out = filler.fill(image, mask, creativity=creativity, seed=0, exclude=subject)
+    assert np.array_equal(out[~mask], image[~mask])
+    assert not red(out[mask]).any()  # ...unless it is excluded: then only the grey is
+    error = np.abs(out[mask].astype(np.float32) - image[~subject & ~mask].mean(axis=0)).mean()
+    assert error < 20, error
+
+
+@pytest.mark.slow
+def test_an_exclusion_leaving_nothing_to_copy_is_dropped() -> None:
+    image, mask, _ = subject_scene()
+    filler = PatchMatchFiller()
+    everything = filler.fill(image, mask, creativity=0, seed=0, exclude=~mask)
+    assert np.array_equal(everything, filler.fill(image, mask, creativity=0, seed=0))

@@ -9,7 +9,7 @@ import pytest
 
 from retouch.engines import pose as lm
 from retouch.engines.pose import MediaPipePose, _anchors, weighted_nms
-from tests.utils.people import astronaut, full_body_photo, person_scene
+from tests.utils.people import astronaut, person_scene
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +80,6 @@ def test_nobody_in_a_blank_image_or_a_drawing(model: MediaPipePose) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     assert model.landmarks(noise) is None
     assert model.landmarks(person_scene().rgb) is None  # a cartoon is not a person to it
-
-
-@pytest.mark.slow
-def test_full_length_landmarks_run_head_to_feet(model: MediaPipePose) -> None:
-    photo = full_body_photo()
-    if photo is None:
-        pytest.skip("ultralytics (its sample photo) is not installed")
-    pose = model.landmarks(photo)
-    assert pose is not None
-    rows = pose.points[:, 1]
-    assert rows[lm.NOSE] < rows[lm.LEFT_SHOULDER] < rows[lm.LEFT_HIP] < rows[lm.LEFT_KNEE]
-    assert rows[lm.LEFT_KNEE] < rows[lm.LEFT_ANKLE] < photo.shape[0]
-    assert pose.visible(lm.LEFT_ANKLE) and pose.visible(lm.RIGHT_ANKLE)
 
 
 @pytest.mark.slow

@@ -49,7 +49,6 @@ from tests.utils.people import (
     astronaut,
     drawn_pose,
     expected_cover,
-    full_body_photo,
     garment_photo,
     garment_rgba,
     landmark_face,
@@ -357,28 +356,3 @@ def test_the_astronauts_torso_is_covered(
     changed = np.abs(astronaut_dressed.astype(int) - photo.astype(int)).max(axis=2) > 8
     shoulders = round(float(pose.points[[11, 12], 1].min()))
     assert changed[: shoulders - 40].sum() == 0
-
-
-@pytest.mark.slow
-def test_a_full_length_photo_is_dressed_from_shoulders_to_ankles(
-    segmenter: Segmenter, pose_model: MediaPipePose
-) -> None:
-    photo = full_body_photo()
-    if photo is None:
-        pytest.skip("ultralytics (its sample photo) is not installed")
-    pose = pose_model.landmarks(photo)
-    assert pose is not None
-    engine = GeometricTryOn(segmenter, pose_model)
-    top = engine.dress(photo, garment_rgba("tshirt", BLUE), mode="upper", seed=0)
-    torso = landmark_torso(pose, photo.shape)
-    assert wearing(top, "tshirt", BLUE)[torso].mean() > 0.85
-    face = landmark_face(pose, photo.shape)
-    assert np.array_equal(top[face], photo[face])
-    # Trousers: from the hips down to the ankles, and the shoes below them stay.
-    red = (200, 30, 35)
-    trousers = engine.dress(photo, garment_rgba("trousers", red), mode="lower", seed=0)
-    worn = wearing(trousers, "trousers", red)
-    for x, y in np.rint(pose.points[[25, 26]]).astype(int):  # the knees
-        assert worn[y - 3 : y + 4, x - 3 : x + 4].mean() > 0.8
-    feet = round(float(pose.points[[31, 32], 1].max()))
-    assert np.array_equal(trousers[feet:], photo[feet:])

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from PIL import ImageFile, WebPImagePlugin
 
 from retouch.errors import MalformedImage, ResolutionTooHigh
-from retouch.ops.codec import ImageLimits, decode_image
+from retouch.ops.codec import ImageLimits, decode_image, probe_image
 from tests.utils import fuzzing
 from tests.utils.fuzzing import CODEC_LIMITS, check_decode
 
@@ -102,3 +102,32 @@ def test_a_png_bomb_is_refused_before_its_pixels_exist() -> None:
         decode_image(bomb, ImageLimits())
     assert time.monotonic() - started < 1
     assert fuzzing.peak_rss_mib() - before < 64
+
+
+@pytest.mark.parametrize(
+    "junk", [b"", b"\x00junk\x00", b"\xff\x00\xff\xd0"], ids=["plain", "junk", "stuffing"]
+)
+def test_a_progressive_jpeg_scan_bomb_is_refused_from_its_header(
+    junk: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200,000 scans, as in the wild, would take minutes to decode here (about a millisecond
+    a scan at 1024 px). Junk between the copies, which libjpeg skips, hides none of them."""
+    bomb = fuzzing.jpeg_scan_bomb(66_664, junk=junk)
+
+    def no_load(self: ImageFile.ImageFile) -> None:
+        pytest.fail("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_load)
+    started = time.monotonic()
+    for check in (probe_image, decode_image):
+        with pytest.raises(MalformedImage, match="more than 100 scans"):
+            check(bomb, ImageLimits())
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_progressive_jpeg_at_the_scan_limit_decodes() -> None:
+    at_limit = fuzzing.jpeg_scan_bomb(30)  # 100 scans
+    probe_image(at_limit, ImageLimits())
+    assert decode_image(at_limit, ImageLimits()).pixels.shape == (1024, 1024, 3)
+    with pytest.raises(MalformedImage):
+        probe_image(fuzzing.jpeg_scan_bomb(31), ImageLimits())

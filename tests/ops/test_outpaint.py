@@ -1,14 +1,19 @@
-"""Outpaint on images whose true continuation is known: a noisy periodic texture, cropped."""
+"""Outpaint on images whose true continuation is known (a noisy periodic texture, cropped) and on
+a real photograph whose subject must not be cloned into the new border."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from skimage import data
 
 from retouch.engines.base import Filler
 from retouch.engines.filler import PatchMatchFiller, TeleaFiller
+from retouch.engines.segmenter import create_segmenter
 from retouch.errors import InvalidParameter
 from retouch.ops.outpaint import outpaint
+from tests.utils.clones import CHELSEA_FEATURES, CHELSEA_SIDES, chelsea_border, clone_score
 from tests.utils.images import periodic_texture
 
 MARGIN = 40  # px cropped from each side of the texture and outpainted back
@@ -20,11 +25,19 @@ class ConstantFiller:
     def __init__(self, colour: tuple[int, int, int]) -> None:
         self.colour = np.array(colour, np.uint8)
         self.calls: list[tuple[tuple[int, ...], int, float, int]] = []
+        self.excluded: list[np.ndarray | None] = []
 
     def fill(
-        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        *,
+        creativity: float,
+        seed: int,
+        exclude: np.ndarray | None = None,
     ) -> np.ndarray:
         self.calls.append((rgb.shape, int(mask.sum()), creativity, seed))
+        self.excluded.append(exclude)
         out = rgb.copy()
         out[mask] = self.colour
         return out
@@ -38,11 +51,27 @@ class TruthFiller:
         self.truth, self.shift = truth, shift
 
     def fill(
-        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        *,
+        creativity: float,
+        seed: int,
+        exclude: np.ndarray | None = None,
     ) -> np.ndarray:
         out = rgb.copy()
         out[mask] = np.clip(self.truth[mask].astype(np.int16) + self.shift, 0, 255)
         return out
+
+
+class DiscSegmenter:
+    """Alpha 1 on a disc in the middle of the image, 0 elsewhere."""
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        alpha = np.zeros((h, w), np.float32)
+        cv2.circle(alpha, (w // 2, h // 2), min(h, w) // 4, 1.0, -1)
+        return alpha
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +252,74 @@ def test_rejects_pixels_that_are_not_an_image() -> None:
             creativity=0,
             seed=0,
         )
+
+
+def test_the_subject_is_excluded_from_the_fill_sources() -> None:
+    image = np.full((200, 200, 3), 128, np.uint8)
+    filler = ConstantFiller((0, 0, 0))
+    outpaint(
+        image,
+        left=50,
+        top=10,
+        right=0,
+        bottom=0,
+        filler=filler,
+        creativity=0,
+        seed=0,
+        segmenter=DiscSegmenter(),
+    )
+    (exclude,) = filler.excluded
+    assert exclude is not None and exclude.shape == (210, 250)
+    disc = np.zeros((210, 250), bool)
+    disc[10:, 50:] = DiscSegmenter().mask(image) > 0
+    # The whole subject and a rim round it, nothing in the new border, the corners left free.
+    assert exclude[disc].all() and exclude.sum() > disc.sum()
+    assert not exclude[:10].any() and not exclude[:, :50].any()
+    assert not exclude[10:40, 50:80].any()
+    # Without a segmenter nothing is excluded.
+    filler = ConstantFiller((0, 0, 0))
+    outpaint(image, left=50, top=0, right=0, bottom=0, filler=filler, creativity=0, seed=0)
+    assert filler.excluded == [None]
+
+
+def test_clone_score_finds_a_pasted_eye() -> None:
+    """The measure the next test relies on: an eye pasted into the border, under a colour shift
+    and a little blur, scores as a copy; the flat border around it does not."""
+    image = data.chelsea()
+    border = chelsea_border(image)
+    canvas = np.full((*border.shape, 3), 120, np.uint8)
+    canvas[~border] = image.reshape(-1, 3)
+    y, x, side = CHELSEA_FEATURES["left eye"]
+    eye = cv2.GaussianBlur(image[y : y + side, x : x + side], (0, 0), 0.7).astype(np.int16)
+    canvas[150:198, 20:68] = np.clip(eye + 25, 0, 255)
+    assert clone_score(canvas, border, CHELSEA_FEATURES["left eye"]) > 0.9
+    assert clone_score(canvas, border, CHELSEA_FEATURES["nose"]) < 0.6
+
+
+@pytest.mark.slow
+def test_a_real_photo_is_grown_without_copies_of_its_subject() -> None:
+    """skimage's cat grown by 200 px left and right and 100 px on top: PatchMatch alone filled
+    the border with copies of its eyes (score 0.99); with the segmenter, none of the face, at
+    either end of the creativity range, and creativity still changes the border."""
+    image = data.chelsea()
+    border = chelsea_border(image)
+    segmenter = create_segmenter("u2netp", threads=1)
+    outs = {}
+    for creativity in (0.0, 1.0):
+        out = outpaint(
+            image,
+            **CHELSEA_SIDES,
+            filler=PatchMatchFiller(),
+            creativity=creativity,
+            seed=5,
+            segmenter=segmenter,
+        )
+        assert out.shape == (*border.shape, 3)
+        assert np.array_equal(out[~border].reshape(image.shape), image)
+        scores = {name: clone_score(out, border, patch) for name, patch in CHELSEA_FEATURES.items()}
+        assert max(scores.values()) < 0.6, (creativity, scores)
+        # Still a continuation of the photo: the border's colours are the scene's, not flat.
+        assert out[border].std(axis=0).min() > 10
+        outs[creativity] = out.astype(np.float32)
+    change = float(np.abs(outs[0.0] - outs[1.0])[border].mean())
+    assert change > 5, change

@@ -302,12 +302,17 @@ def test_url_must_name_a_bucket(url: str) -> None:
 
 
 def test_unreachable_endpoint_is_service_unavailable(aws_env: None, bucket: str) -> None:
+    """Unreachable at start is no reason not to start (readiness reports it); every use fails
+    promptly until it is back."""
     nothing_listens = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
+    store = S3ResultStore(f"s3://{bucket}", endpoint_url=nothing_listens)
+    assert time.monotonic() - started < UNAVAILABLE_WITHIN_SECONDS
 
+    assert store.ping() is False
+    started = time.monotonic()
     with pytest.raises(ServiceUnavailable, match="result storage unavailable"):
-        S3ResultStore(f"s3://{bucket}", endpoint_url=nothing_listens)
-
+        store.put(b"data", media_type="image/png", expires_at=NOW + HOUR)
     assert time.monotonic() - started < UNAVAILABLE_WITHIN_SECONDS
 
 

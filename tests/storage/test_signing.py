@@ -1,18 +1,13 @@
-"""Signed result URLs and the shared signing secret."""
+"""Signed result URLs (the shared signing key: tests/test_server_secrets.py)."""
 
 from __future__ import annotations
 
-import os
-import stat
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
 
-from retouch.storage.signing import UrlSigner, load_or_create_secret
+from retouch.storage.signing import UrlSigner
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 EXPIRES_AT = NOW + timedelta(hours=1)
@@ -66,37 +61,3 @@ def test_non_ascii_signature_is_refused_not_raised() -> None:
 def test_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         UrlSigner(b"short")
-
-
-def test_secret_is_created_private_and_then_reused(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "secret.key"
-
-    secret = load_or_create_secret(path)
-
-    assert len(secret) == 32
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_or_create_secret(path) == secret
-    assert os.listdir(path.parent) == ["secret.key"]
-
-
-def test_an_existing_secret_is_kept(tmp_path: Path) -> None:
-    path = tmp_path / "secret.key"
-    path.write_bytes(b"operator-provided secret of enough length")
-
-    assert load_or_create_secret(path) == b"operator-provided secret of enough length"
-
-
-def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
-    path = tmp_path / "secret.key"
-    workers = 16
-    start = threading.Barrier(workers)
-
-    def load() -> bytes:
-        start.wait()
-        return load_or_create_secret(path)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        secrets = set(pool.map(lambda _: load(), range(workers)))
-
-    assert secrets == {path.read_bytes()}
-    assert os.listdir(tmp_path) == ["secret.key"]

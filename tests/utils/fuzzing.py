@@ -134,6 +134,23 @@ def seed_files(width: int = 48, height: int = 40) -> tuple[bytes, ...]:
     )
 
 
+def jpeg_scan_bomb(repeats: int, *, side: int = 1024, junk: bytes = b"") -> bytes:
+    """A real progressive JPEG of a flat ``side`` px square with ``10 + 3 * repeats`` scans.
+
+    libjpeg's standard progression ends with three refinement scans (Cr, Cb, then Y, each after
+    its Huffman table), a few bytes each for a flat picture; they are written again ``repeats``
+    times, ``junk`` before each copy. libjpeg decodes every copy (warning of a bogus progression,
+    and of the junk's "extraneous bytes"), each a pass over every block of the image.
+    """
+    data = _save(Image.new("RGB", (side, side), (128, 128, 128)), "JPEG", progressive=True)
+    body, end = data[:-2], data[-2:]
+    assert end == b"\xff\xd9" and body.count(b"\xff\xda") == 10
+    tail = body
+    for _ in range(3):
+        tail = tail[: tail.rindex(b"\xff\xc4")]
+    return body + (junk + body[len(tail) :]) * repeats + end
+
+
 # --- where the declared sizes and lengths live ---------------------------------------------------
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -216,19 +214,6 @@ def small_portrait() -> np.ndarray:
     """The astronaut at 160x160: a person the pose model finds, cheap to send and to dress
     (for tests about jobs rather than pictures; the drawn figure is no person to the model)."""
     return np.ascontiguousarray(cv2.resize(astronaut(), (160, 160), interpolation=cv2.INTER_AREA))
-
-
-def full_body_photo() -> np.ndarray | None:
-    """A man standing full length, head to shoes (a crop of ultralytics' ``bus.jpg``), or None
-    when that package is not installed (``pip install --no-deps ultralytics==8.4.190``: only
-    its sample photo is read, never its code)."""
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or spec.submodule_search_locations is None:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "bus.jpg"
-    if not path.is_file():
-        return None
-    return np.ascontiguousarray(cv2.imread(str(path))[300:950, 0:300, ::-1])
 
 
 def landmark_torso(pose: Pose, shape: tuple[int, ...]) -> np.ndarray:

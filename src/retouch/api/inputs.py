@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
@@ -29,10 +30,24 @@ from retouch.errors import (
     RetouchError,
     UnsupportedContentType,
 )
-from retouch.fetch import fetch_url
+from retouch.fetch import fetch_url, parse_http_url
 from retouch.processing import probe_input
 
 M = TypeVar("M", bound=BaseModel)
+
+# The deepest Pixelcut body (shadow.light_source.position) is four levels; Python's json module
+# recurses once per level and fails near a thousand.
+MAX_JSON_DEPTH = 32
+# No Pixelcut value needs more; int() of a 4300-digit string is a ValueError, and slow below that.
+MAX_JSON_DIGITS = 100
+# JSON's string rule (any escaped character, else anything but a quote or a backslash). A string
+# json.loads would reject stops the parse there, so a mismatch after it does not matter.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (MAX_JSON_DIGITS + 1))
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEPS = np.zeros(256, np.int8)
+_BRACKET_STEPS[list(b"[{")] = 1
+_BRACKET_STEPS[list(b"]}")] = -1
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,8 @@ async def parse_image_request(
         if name in files:
             sources[name] = ImageSource(field=name, data=files[name])
         elif url:
+            # Every URL is checked before the first is fetched, so none is fetched in vain.
+            parse_http_url(str(url), f"{name}_url")
             sources[name] = ImageSource(field=f"{name}_url", url=str(url))
         else:
             raise MissingParameter(f"{name}_url (or a multipart file part {name}) is required")
@@ -95,10 +112,8 @@ async def _json_fields(request: Request) -> dict[str, Any]:
     body = await request.body()
     if not body.strip():
         raise InvalidRequestBody("The request body is empty")
-    try:
-        fields = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidRequestBody("The request body is not valid JSON") from None
+    # Off the event loop: a body of many megabytes takes a while to scan and parse.
+    fields = await run_in_threadpool(_parse_json, body, InvalidRequestBody, "The request body")
     if not isinstance(fields, dict):
         raise InvalidRequestBody("The request body must be a JSON object")
     return fields
@@ -181,11 +196,29 @@ def _set_field(
 def _form_value(name: str, value: str) -> Any:
     text = value.strip()
     if text.startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            raise InvalidParameter(f"Invalid {name}: not a valid JSON object") from None
+        return _parse_json(text.encode(), InvalidParameter, f"Invalid {name}: the value")
     return value
+
+
+def _parse_json(
+    text: bytes, error: type[InvalidRequestBody | InvalidParameter], subject: str
+) -> Any:
+    """``text`` parsed, or ``error`` saying what is wrong with ``subject``.
+
+    Two things are refused before ``json.loads`` sees them, by a scan at C speed (strings
+    blanked, then brackets counted): nesting deep enough to exhaust the parser's recursion (a
+    RecursionError), and an integer too long for ``int()`` (CPython refuses 4300+ digits).
+    """
+    bare = _JSON_STRING.sub(b'""', text)
+    if _LONG_NUMBER.search(bare):
+        raise error(f"{subject} holds a number longer than {MAX_JSON_DIGITS} digits")
+    steps = _BRACKET_STEPS[np.frombuffer(bare.translate(None, _NOT_BRACKETS), np.uint8)]
+    if steps.size and int(np.cumsum(steps, dtype=np.int32).max()) > MAX_JSON_DEPTH:
+        raise error(f"{subject} is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(text)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        raise error(f"{subject} is not valid JSON") from None
 
 
 async def load_image(services: Services, source: ImageSource) -> bytes:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -168,3 +169,14 @@ class Job(Base):
         DateTime(timezone=True), default=None
     )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class ServerSecret(Base):
+    """A key generated for the whole deployment (see retouch.server_secrets), kept where every
+    node reads it. Reading this table is enough to forge result URLs and webhook signatures."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

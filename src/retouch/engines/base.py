@@ -37,13 +37,21 @@ class Upscaler(Protocol):
 
 class Filler(Protocol):
     def fill(
-        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        *,
+        creativity: float,
+        seed: int,
+        exclude: np.ndarray | None = None,
     ) -> np.ndarray:
         """``rgb`` uint8 HxWx3 with the pixels where ``mask`` (bool HxW) is True invented to
         continue the rest; pixels outside the mask are returned unchanged.
 
         ``creativity`` in [0, 1]: 0 keeps closest to the surrounding content, 1 varies most.
-        The same inputs and ``seed`` give the same output.
+        ``exclude`` (bool HxW, optional) marks known pixels that must not reappear in the hole,
+        such as the photo's subject: engines that copy content take none from there; the others
+        may ignore it. The same inputs and ``seed`` give the same output.
         """
         ...
 

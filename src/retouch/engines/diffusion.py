@@ -95,11 +95,18 @@ class DiffusionInpainter:
         self._lock = threading.Lock()
 
     def fill(
-        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        *,
+        creativity: float,
+        seed: int,
+        exclude: np.ndarray | None = None,
     ) -> np.ndarray:
         """Invent the masked pixels with no prompt (outpainting has none), so without
-        classifier-free guidance; ``creativity`` maps to ``strength`` 0.8 → 1.0."""
-        check_fill_inputs(rgb, mask, creativity)
+        classifier-free guidance; ``creativity`` maps to ``strength`` 0.8 → 1.0. ``exclude`` is
+        ignored: the model generates rather than copies."""
+        check_fill_inputs(rgb, mask, creativity, exclude)
         if not mask.any():
             return rgb.copy()
         low, high = _FILL_STRENGTH

@@ -44,18 +44,29 @@ _DRIFT_FADE = 48.0
 # fewer at larger radii) are filled at a reduced resolution and the fill upsampled.
 _MAX_WORK_PIXELS = 400_000
 _MIN_WORK_PIXELS = 16_384
+# Excluding the subject must leave PatchMatch something to copy: when fewer known pixels than
+# this share (or than a few patches' worth) remain, the exclusion is dropped and the whole
+# image is the source again (a close-up with no background has nothing else to continue).
+_MIN_SOURCE_SHARE = 0.04
+_MIN_SOURCE_PATCHES = 16
 
 
 def _radius(creativity: float) -> int:
     return round(_COHERENT_RADIUS + (_CREATIVE_RADIUS - _COHERENT_RADIUS) * creativity)
 
 
-def check_fill_inputs(rgb: np.ndarray, mask: np.ndarray, creativity: float) -> None:
+def check_fill_inputs(
+    rgb: np.ndarray, mask: np.ndarray, creativity: float, exclude: np.ndarray | None = None
+) -> None:
     """The ``Filler.fill`` argument checks every engine shares (ValueError: a caller's bug)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"rgb must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
     if mask.dtype != np.bool_ or mask.shape != rgb.shape[:2]:
         raise ValueError(f"mask must be bool {rgb.shape[:2]}, got {mask.dtype} {mask.shape}")
+    if exclude is not None and (exclude.dtype != np.bool_ or exclude.shape != rgb.shape[:2]):
+        raise ValueError(
+            f"exclude must be bool {rgb.shape[:2]}, got {exclude.dtype} {exclude.shape}"
+        )
     if not 0 <= creativity <= 1:
         raise ValueError(f"creativity must be in [0, 1], got {creativity}")
 
@@ -76,7 +87,10 @@ class PatchMatchFiller:
     ``numpy`` generator: the library's own seed is process-wide, so setting it per request would
     race between threads. Images larger than ``max_work_pixels`` (scaled down for larger
     patches) are filled at a reduced resolution and the fill upsampled, so big fills are softer
-    than the original but take bounded time. Known pixels are returned unchanged. Safe to call
+    than the original but take bounded time. Pixels in ``exclude`` (the subject) are never
+    copied: they and a patch radius around them form PatchMatch's global mask, so no source
+    patch touches them, unless that would leave under 4% of the known pixels to copy from.
+    Known pixels are returned unchanged. Safe to call
     from several threads: the library keeps its generator and error state per thread and
     releases the GIL.
     """
@@ -95,9 +109,15 @@ class PatchMatchFiller:
         patchmatch.set_random_seed(_NATIVE_SEED)
 
     def fill(
-        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        *,
+        creativity: float,
+        seed: int,
+        exclude: np.ndarray | None = None,
     ) -> np.ndarray:
-        check_fill_inputs(rgb, mask, creativity)
+        check_fill_inputs(rgb, mask, creativity, exclude)
         if not mask.any():
             return rgb.copy()
         rng = np.random.default_rng(seed)
@@ -108,14 +128,19 @@ class PatchMatchFiller:
         budget = self.max_work_pixels * (9 / (2 * radius + 1)) ** 2
         scale = math.sqrt(budget / (h * w))
         if scale >= 1:
-            out = _inpaint(source, mask, radius)
+            out = _inpaint(source, mask, _sources_barred(mask, exclude, radius), radius)
         else:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             # A working pixel that covers any hole pixel is a hole: its average would mix in
-            # the zeros the hole holds, and PatchMatch would copy that dark rim.
-            small_mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            # the zeros the hole holds, and PatchMatch would copy that dark rim. Likewise one
+            # that covers any excluded pixel is excluded.
+            small_mask = _shrink(mask, size)
+            small_exclude = None if exclude is None else _shrink(exclude, size) & ~small_mask
             small = _inpaint(
-                cv2.resize(source, size, interpolation=cv2.INTER_AREA), small_mask > 0, radius
+                cv2.resize(source, size, interpolation=cv2.INTER_AREA),
+                small_mask,
+                _sources_barred(small_mask, small_exclude, radius),
+                radius,
             )
             out = source.copy()
             out[mask] = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)[mask]
@@ -125,9 +150,38 @@ class PatchMatchFiller:
         return out
 
 
-def _inpaint(rgb: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
+def _shrink(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``mask`` at ``size`` (w, h): True wherever any pixel it covers was True."""
+    area: np.ndarray = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return area > 0
+
+
+def _sources_barred(hole: np.ndarray, exclude: np.ndarray | None, radius: int) -> np.ndarray | None:
+    """PatchMatch's global mask: the excluded known pixels grown by one patch radius, so that
+    no source patch overlaps them either; ``None`` when nothing is excluded or too little
+    would be left to copy from."""
+    if exclude is None:
+        return None
+    side = 2 * radius + 1
+    barred = cv2.dilate(exclude.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
+    barred &= ~hole
+    known = int((~hole).sum())
+    left = known - int(barred.sum())
+    if not barred.any() or left < max(_MIN_SOURCE_SHARE * known, _MIN_SOURCE_PATCHES * side**2):
+        return None
+    return barred
+
+
+def _inpaint(
+    rgb: np.ndarray, mask: np.ndarray, barred: np.ndarray | None, radius: int
+) -> np.ndarray:
+    """PatchMatch fill of ``mask`` copying from no pixel in ``barred`` (its "global mask":
+    neither filled nor used as a source)."""
     filled: np.ndarray = patchmatch.inpaint(
-        np.ascontiguousarray(rgb), mask.astype(np.uint8), patch_size=radius
+        np.ascontiguousarray(rgb),
+        mask.astype(np.uint8),
+        global_mask=None if barred is None else barred.astype(np.uint8),
+        patch_size=radius,
     )
     return filled
 
@@ -160,7 +214,8 @@ class TeleaFiller:
     """Baseline: OpenCV's Telea inpainting, a fast diffusion of the edge colours.
 
     Smears across anything wider than a few pixels, so it suits thin holes and comparisons, not
-    outpainting. Deterministic; ``creativity`` and ``seed`` have no effect.
+    outpainting. Deterministic; ``creativity``, ``seed`` and ``exclude`` have no effect (it
+    copies nothing, it diffuses the hole's edge colours).
     """
 
     def __init__(self, *, radius: int = 5) -> None:
@@ -169,9 +224,15 @@ class TeleaFiller:
         self.radius = radius
 
     def fill(
-        self, rgb: np.ndarray, mask: np.ndarray, *, creativity: float, seed: int
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        *,
+        creativity: float,
+        seed: int,
+        exclude: np.ndarray | None = None,
     ) -> np.ndarray:
-        check_fill_inputs(rgb, mask, creativity)
+        check_fill_inputs(rgb, mask, creativity, exclude)
         if not mask.any():
             return rgb.copy()
         out: np.ndarray = cv2.inpaint(rgb, mask.astype(np.uint8), self.radius, cv2.INPAINT_TELEA)

@@ -36,7 +36,6 @@ from typing import Any
 import anyio
 import httpx
 
-from retouch.config import Settings
 from retouch.errors import InvalidParameter
 from retouch.fetch import (
     BlockedAddress,
@@ -45,7 +44,6 @@ from retouch.fetch import (
     PublicOnlyBackend,
     parse_http_url,
 )
-from retouch.storage.signing import load_or_create_secret
 
 logger = logging.getLogger(__name__)
 
@@ -179,11 +177,3 @@ def account_key(master: bytes, account_id: int) -> bytes:
     account can forge another's deliveries and no per-account secret needs storing. It is the
     ASCII of a hex digest, so the string `retouch accounts webhook-secret` prints is the key."""
     return hmac.new(master, b"webhook:%d" % account_id, hashlib.sha256).hexdigest().encode()
-
-
-def master_key(settings: Settings) -> bytes:
-    """The server's webhook master key: configured, or random and kept in the data dir (its own
-    file: receivers never learn it, and it is not the key that signs result URLs)."""
-    if settings.webhook_secret:
-        return settings.webhook_secret.get_secret_value().encode()
-    return load_or_create_secret(settings.webhook_secret_file)

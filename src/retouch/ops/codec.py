@@ -1,10 +1,11 @@
 """Bytes to pixels and back, for the three formats the API accepts: JPEG, PNG and WebP.
 
 Decoding is where untrusted bytes meet C decoders, so the order of checks matters: file size
-first, then the format by magic number, then the dimensions from the header alone, and only then
-the pixels. Each header is parsed by its Pillow plugin class directly rather than `Image.open`,
-which would run Pillow's process-wide decompression-bomb check (a warning, or an error past twice
-`MAX_IMAGE_PIXELS`) before we could apply our own, smaller, per-call limit.
+first, then the format by magic number, then the dimensions from the header alone (and a JPEG's
+scan count, from its marker segments), and only then the pixels. Each header is parsed by its
+Pillow plugin class directly rather than `Image.open`, which would run Pillow's process-wide
+decompression-bomb check (a warning, or an error past twice `MAX_IMAGE_PIXELS`) before we could
+apply our own, smaller, per-call limit.
 
 Alpha policy: an image keeps an alpha channel when its file declares one (RGBA/LA/PA modes or a
 tRNS colour key), even when every pixel is opaque. That mirrors the spec's "input has an alpha
@@ -15,6 +16,7 @@ is actually used can check `pixels[..., 3].min() < 255`.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -66,6 +68,20 @@ _PNG_PARAMS = [
     cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
     cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH,
 ]  # fmt: skip
+
+
+# libjpeg's standard progression writes 10 scans for a colour image (6 for grey), and encoders
+# that tune their scan script (mozjpeg) stay near that; a sequential JPEG has one scan per
+# component at most. 100 is far above any of them, yet bounds what a file can cost to about ten
+# times the scan decoding of an ordinary progressive JPEG of its size.
+_MAX_JPEG_SCANS = 100
+# A file is a few dozen segments (APPn, DQT, SOF, a DHT per scan); this bounds the walk itself.
+_MAX_JPEG_SEGMENTS = 2000
+# 0xFF, then a marker code: not 0x00 (a stuffed 0xFF in entropy-coded data), not a restart
+# marker (0xD0-0xD7, inside a scan), not 0xFF (fill bytes before the real code).
+_JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_SOS, _EOI = 0xDA, 0xD9
+_STANDALONE = frozenset({0x01, 0xD8})  # TEM, SOI
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,8 @@ def _open_header(data: bytes, limits: ImageLimits) -> tuple[str, ImageFile.Image
         # Both limits apply to either side, so the EXIF rotation applied on decoding cannot
         # change the verdict; checking before load() keeps a bomb's pixels from being allocated.
         _check_dimensions(*image.size, limits)
+        if fmt == "JPEG":
+            _check_jpeg_scans(data)
     except BaseException:
         image.close()
         raise
@@ -189,6 +207,41 @@ def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
         raise InvalidParameter(
             f"Image is {width}x{height} px; the smallest side allowed is {limits.min_side} px"
         )
+
+
+def _check_jpeg_scans(data: bytes) -> None:
+    """Refuse a JPEG with more scans than any encoder writes, before libjpeg decodes them.
+
+    Each scan of a progressive JPEG is a pass over the whole coefficient buffer, however few
+    bytes it takes: a 1024 px image repeating one 12-byte refinement scan 200,000 times is
+    2.4 MB and costs seconds of CPU per 10,000 scans. libjpeg-turbo has this guard
+    (``djpeg -maxscans``, TurboJPEG's ``TJPARAM_SCANLIMIT``), but Pillow does not expose it.
+
+    The walk follows libjpeg's own marker reading: a segment is skipped by its length, and
+    the next marker is the next 0xFF followed by anything but a stuffed zero, a restart marker
+    or more fill bytes, wherever it is. So garbage between segments, which libjpeg skips with a
+    warning, cannot hide a scan from the count; the walk ends at EOI, where libjpeg stops.
+    """
+    scans = segments = 0
+    position = 2  # after SOI
+    while (marker := _JPEG_MARKER.search(data, position)) is not None:
+        code = data[marker.end() - 1]
+        if code == _EOI:
+            return
+        segments += 1
+        if segments > _MAX_JPEG_SEGMENTS:
+            raise MalformedImage(f"The JPEG has more than {_MAX_JPEG_SEGMENTS} marker segments")
+        if code == _SOS:
+            scans += 1
+            if scans > _MAX_JPEG_SCANS:
+                raise MalformedImage(
+                    f"The JPEG has more than {_MAX_JPEG_SCANS} scans; encoders write at most "
+                    "a dozen or so"
+                )
+        # SOI and TEM stand alone; every other marker here starts a segment with a length.
+        # The entropy-coded data after a scan's header is crossed by the next search.
+        length = 0 if code in _STANDALONE else int.from_bytes(data[marker.end() : marker.end() + 2])
+        position = marker.end() + length
 
 
 def _to_rgb_or_rgba(image: Image.Image) -> Pixels:

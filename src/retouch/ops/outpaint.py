@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from retouch.engines.base import Filler
+from retouch.engines.base import Filler, Segmenter
 from retouch.errors import InvalidParameter
 
 MIN_SIDE = 128
@@ -27,6 +27,16 @@ _SEAM_SIGMA = 24.0
 _SEAM_TOLERANCE = 2.0
 # The correction fades to nothing this far (px) into the new border.
 _SEAM_REACH = 96.0
+# Along a seam that the subject covers for several sigma, the background's mismatch fades out
+# instead of being divided by a vanishing weight: below this share of background support the
+# correction shrinks in proportion.
+_MIN_SEAM_SUPPORT = 0.05
+# Pixels the segmenter gives at least this alpha count as subject and are kept out of the
+# fill's sources: a low bar, because a half-transparent edge (fur, whiskers, hair) is as
+# recognisable when cloned as the core. Grown by this share of the image's long side so the
+# subject's soft rim goes with it.
+_SUBJECT_ALPHA = 0.1
+_SUBJECT_MARGIN = 0.02
 
 
 def outpaint(
@@ -39,6 +49,7 @@ def outpaint(
     filler: Filler,
     creativity: float,
     seed: int,
+    segmenter: Segmenter | None = None,
 ) -> np.ndarray:
     """``pixels`` (uint8 RGB or RGBA, HxW) on a uint8 RGB canvas of
     ``(top + H + bottom) x (left + W + right)``, the added border filled by ``filler``.
@@ -48,6 +59,10 @@ def outpaint(
     JPEG export with a white matte would. After filling, a low-frequency colour correction (see
     ``_match_seam``) pulls the fill's colour towards the original's along each seam, fading out
     ``_SEAM_REACH`` px into the border; it never touches the original pixels.
+
+    With a ``segmenter``, the photo's subject is found first and passed to the filler as
+    ``exclude``: the border continues the scene around the subject instead of filling up with
+    copies of it (a cat's eyes, a product's label).
     """
     _check(pixels, left=left, top=top, right=right, bottom=bottom, creativity=creativity)
     rgb = _flatten(pixels)
@@ -57,11 +72,27 @@ def outpaint(
     canvas[inside] = rgb
     mask = np.ones(canvas.shape[:2], bool)
     mask[inside] = False
-    out = filler.fill(canvas, mask, creativity=creativity, seed=seed)
-    _match_seam(out, top=top, left=left, height=h, width=w)
+    if segmenter is None:
+        subject = None
+        out = filler.fill(canvas, mask, creativity=creativity, seed=seed)
+    else:
+        subject = subject_mask(rgb, segmenter)
+        exclude = np.zeros_like(mask)
+        exclude[inside] = subject
+        out = filler.fill(canvas, mask, creativity=creativity, seed=seed, exclude=exclude)
+    _match_seam(out, top=top, left=left, height=h, width=w, subject=subject)
     # Fillers promise to keep known pixels; this makes "unchanged inside" hold whatever they do.
     out[inside] = rgb
     return out
+
+
+def subject_mask(rgb: np.ndarray, segmenter: Segmenter) -> np.ndarray:
+    """Where the subject of ``rgb`` is, generously (bool HxW): what a fill must not copy."""
+    subject = (segmenter.mask(rgb) >= _SUBJECT_ALPHA).astype(np.uint8)
+    side = 2 * round(_SUBJECT_MARGIN * max(rgb.shape[:2])) + 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    grown: np.ndarray = cv2.dilate(subject, disc)
+    return grown > 0
 
 
 def _check(
@@ -92,7 +123,15 @@ def _flatten(pixels: np.ndarray) -> np.ndarray:
     return np.round(over_white).astype(np.uint8)
 
 
-def _match_seam(canvas: np.ndarray, *, top: int, left: int, height: int, width: int) -> None:
+def _match_seam(
+    canvas: np.ndarray,
+    *,
+    top: int,
+    left: int,
+    height: int,
+    width: int,
+    subject: np.ndarray | None = None,
+) -> None:
     """Shift the border's colours, in place, so that along each seam their local mean matches
     the original's, the shift fading out with the distance from the original.
 
@@ -102,17 +141,31 @@ def _match_seam(canvas: np.ndarray, *, top: int, left: int, height: int, width: 
     original pixel; in a corner region, where that is the corner itself, the two sides' end
     values are mixed by how nearly the pixel lies straight out from each side, so the shift is
     continuous all the way round.
+
+    Pixels of ``subject`` (bool, the original's size) take no part in the original's side of the
+    comparison: the fill continues the background, so where the subject meets the seam the
+    border must not be tinted towards the subject's colour. There the mismatch is carried over
+    from the background either side of it along the seam.
     """
     full_h, full_w = canvas.shape[:2]
     original = canvas[top : top + height, left : left + width]
+    weight = (
+        np.ones((height, width), np.float32) if subject is None else (~subject).astype(np.float32)
+    )
     # Strips are laid out (distance from the seam, position along it, channel).
-    top_offset = _seam_offset(original, canvas[:top, left : left + width][::-1])
-    bottom_offset = _seam_offset(original[::-1], canvas[top + height :, left : left + width])
+    top_offset = _seam_offset(original, weight, canvas[:top, left : left + width][::-1])
+    bottom_offset = _seam_offset(
+        original[::-1], weight[::-1], canvas[top + height :, left : left + width]
+    )
     left_offset = _seam_offset(
-        original.swapaxes(0, 1), canvas[top : top + height, :left][:, ::-1].swapaxes(0, 1)
+        original.swapaxes(0, 1),
+        weight.T,
+        canvas[top : top + height, :left][:, ::-1].swapaxes(0, 1),
     )
     right_offset = _seam_offset(
-        original[:, ::-1].swapaxes(0, 1), canvas[top : top + height, left + width :].swapaxes(0, 1)
+        original[:, ::-1].swapaxes(0, 1),
+        weight[:, ::-1].T,
+        canvas[top : top + height, left + width :].swapaxes(0, 1),
     )
     reach = int(_SEAM_REACH)
     y0, y1 = max(0, top - reach), min(full_h, top + height + reach)
@@ -142,18 +195,22 @@ def _match_seam(canvas: np.ndarray, *, top: int, left: int, height: int, width: 
         region[...] = np.clip(np.round(region + shift), 0, 255).astype(np.uint8)
 
 
-def _seam_offset(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+def _seam_offset(inner: np.ndarray, weight: np.ndarray, outer: np.ndarray) -> np.ndarray:
     """Original minus fill colour along one seam, as (length, 3) float32 (zeros where the side
-    was not extended). Both strips are (distance from the seam, length, 3)."""
+    was not extended). Both strips are (distance from the seam, length, 3); ``weight`` (distance,
+    length) is how much each original pixel counts (0 on the subject). A normalised
+    convolution along the seam fills in where no original pixel counts."""
     depth = min(_SEAM_DEPTH, outer.shape[0], inner.shape[0])
     if depth == 0:
         return np.zeros((inner.shape[1], 3), np.float32)
-    weights = np.hanning(depth + 2)[1:-1].astype(np.float32)
-    weights /= weights.sum()
-    diff = np.tensordot(weights, inner[:depth].astype(np.float32), axes=1) - np.tensordot(
-        weights, outer[:depth].astype(np.float32), axes=1
-    )
-    offset = _smooth_along(diff)
+    hann = np.hanning(depth + 2)[1:-1].astype(np.float32)
+    hann /= hann.sum()
+    weights = hann[:, None] * weight[:depth]
+    diff = np.einsum("dl,dlc->lc", weights, inner[:depth].astype(np.float32))
+    diff -= np.einsum("d,dlc->lc", hann, outer[:depth].astype(np.float32)) * weights.sum(0)[:, None]
+    # Per position: sum of weight * (inner - outer mean), then divided by the smoothed weight.
+    support = _smooth_along(weights.sum(0)[:, None])
+    offset = _smooth_along(diff) / np.maximum(support, _MIN_SEAM_SUPPORT)
     return np.sign(offset) * np.maximum(np.abs(offset) - _SEAM_TOLERANCE, 0)
 
 
@@ -161,7 +218,7 @@ def _smooth_along(profile: np.ndarray) -> np.ndarray:
     # A one-row image: the vertical pass of the Gaussian leaves it as it is.
     row = np.ascontiguousarray(profile[None], dtype=np.float32)
     smoothed: np.ndarray = cv2.GaussianBlur(row, (0, 0), _SEAM_SIGMA, borderType=cv2.BORDER_REFLECT)
-    return smoothed[0]
+    return smoothed.reshape(profile.shape)
 
 
 def _fade(distance: np.ndarray) -> np.ndarray:

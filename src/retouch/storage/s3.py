@@ -17,6 +17,7 @@ storage is down, instead of a 500 or a request that hangs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from retouch.errors import ServiceUnavailable
 from retouch.storage.base import StoredResult, media_type_of, new_key, unix_seconds
+
+logger = logging.getLogger(__name__)
 
 _EXPIRES = "expires-at"
 # Error codes S3 and compatible servers use for an object that is not there (HEAD has no body,
@@ -55,11 +58,17 @@ class S3ResultStore:
         self._bucket, self._prefix = _parse_url(url)
         # One client for the store's lifetime: boto3 clients are thread-safe, sessions are not.
         self._client = client if client is not None else _new_client(endpoint_url)
-        with _unavailable_on_failure():
-            self._ensure_bucket()
+        # Storage down at boot must not stop the node: it starts, /readyz says "storage", and
+        # the first call after S3 returns finds (or creates) the bucket.
+        self._bucket_ready = False
+        try:
+            self._require_bucket()
+        except ServiceUnavailable:
+            logger.warning("result storage unreachable at start; retrying on each use")
 
     def put(self, data: bytes, *, media_type: str, expires_at: datetime) -> str:
         key = new_key(media_type)
+        self._require_bucket()
         with _unavailable_on_failure():
             # A PUT is atomic in S3: a reader sees no object or the whole one, with its metadata.
             self._client.put_object(
@@ -75,6 +84,7 @@ class S3ResultStore:
         media_type = media_type_of(key)
         if media_type is None:
             return None
+        self._require_bucket()
         with _unavailable_on_failure():
             try:
                 response = self._client.get_object(Bucket=self._bucket, Key=self._prefix + key)
@@ -98,6 +108,7 @@ class S3ResultStore:
         if media_type is None:
             return False
         name = self._prefix + key
+        self._require_bucket()
         with _unavailable_on_failure():
             try:
                 current = _expiry_of(self._client.head_object(Bucket=self._bucket, Key=name))
@@ -139,7 +150,10 @@ class S3ResultStore:
 
     def ping(self) -> bool:
         try:
-            self._client.head_bucket(Bucket=self._bucket)
+            if self._bucket_ready:
+                self._client.head_bucket(Bucket=self._bucket)
+            else:
+                self._require_bucket()
         except Exception:
             return False
         return True
@@ -147,6 +161,7 @@ class S3ResultStore:
     def sweep(self, *, now: datetime) -> int:
         cutoff = now.timestamp()
         expired: list[str] = []
+        self._require_bucket()
         with _unavailable_on_failure():
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self._bucket, Prefix=self._prefix
@@ -178,6 +193,16 @@ class S3ResultStore:
                 )
                 deleted += len(batch) - len(response.get("Errors", []))
         return deleted
+
+    def _require_bucket(self) -> None:
+        """Make sure the bucket exists, once per store: until that has worked, every call
+        tries again (and fails with ServiceUnavailable while S3 is unreachable). Two threads
+        may both try; creating a bucket that exists is harmless."""
+        if self._bucket_ready:
+            return
+        with _unavailable_on_failure():
+            self._ensure_bucket()
+        self._bucket_ready = True
 
     def _ensure_bucket(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Signed, expiring result URLs, and the secret every server process signs them with.
+"""Signed, expiring result URLs (the key they are signed with: retouch.server_secrets).
 
 The signature binds a key to its expiry, so a URL cannot be stretched past the hour it was issued
 for, and a forged or stale URL is refused before the store is touched.
@@ -9,11 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-import secrets
-import tempfile
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import urlencode
 
 from retouch.storage.base import unix_seconds
@@ -49,32 +45,6 @@ class UrlSigner:
         message = f"{key}\n{expires}".encode()
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def load_or_create_secret(path: Path) -> bytes:
-    """Read the secret at ``path``, creating it first if no process has yet.
-
-    The new secret is written to a temp file and hard-linked into place: ``os.link`` fails if the
-    name exists, so of processes starting together exactly one wins, and because the file is
-    complete before it gets its name, the others never read a half-written secret (as they could
-    after a bare ``O_CREAT | O_EXCL``).
-    """
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-secret-")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(secrets.token_bytes(_MIN_SECRET_BYTES))
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            pass  # another process won; its secret is the one everybody uses
-    finally:
-        os.unlink(temp)
-    return path.read_bytes()
 
 
 def signed_result_url(base: str, key: str, *, signer: UrlSigner, expires_at: datetime) -> str:

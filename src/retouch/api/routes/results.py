@@ -56,7 +56,12 @@ async def get_result(
     now = services.clock()
     # One answer for expired, tampered and unknown alike: a URL reveals nothing about others.
     gone = NotFound("This result does not exist or its URL has expired")
-    if not services.signer.verify(key, expires, signature, now=now):
+    # In a worker thread: a process that started while the database was down loads its
+    # signing key here, and must not hold the event loop while it tries.
+    valid = await run_in_threadpool(
+        lambda: services.signer.verify(key, expires, signature, now=now)
+    )
+    if not valid:
         raise gone
     stored = await run_in_threadpool(services.results.get, key, now=now)
     if stored is None:
