@@ -123,7 +123,9 @@ def test_every_look_differs_clearly_from_every_other(
         ("on a round pedestal", None, "podium"),
         # The negative prompt pushes the scenes it resembles away.
         ("marble table", None, "marble"),
-        ("marble table", "marble", "cafe"),
+        ("a beach or a snowy field", "snow", "beach"),
+        ("a beach or a snowy field", "beach, sand", "snow"),
+        ("a wooden or marble kitchen counter", "kitchen", "marble"),
         # Nothing that names a place or a surface, or nothing at all: the studio sweep.
         ("a beautiful product photo", None, "studio"),
         ("", None, "studio"),

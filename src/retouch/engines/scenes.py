@@ -1340,7 +1340,7 @@ LIBRARY: tuple[Scene, ...] = (
             "product on a display pedestal",
             "cylinder platform stage",
             "minimal podium with a plinth",
-            "showcase stand for a product",
+            "a showcase display stand",
         ),
         takes_colour=True,
     ),
