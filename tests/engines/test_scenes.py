@@ -1,4 +1,5 @@
-"""The procedural scene generator: reproducible, each look its own, chosen by the rules."""
+"""The procedural scene generator: reproducible, each look its own, chosen by the prompt's
+meaning (sentence embeddings), tinted by its colour words."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ import numpy as np
 import pytest
 
 from retouch.engines.scenes import (
+    LIBRARY,
+    PRESETS,
     SCENES,
     STUDIO,
     ProceduralScenes,
+    colours_in,
     create_background_generator,
-    scene_for_prompt,
 )
+from retouch.engines.text_encoder import MiniLmEncoder
 from retouch.ops.compose import composite, contact_shadow, place_subject
+from retouch.ops.cutout import subject_box
+from retouch.ops.generate_background import Placement, SceneRequest, compose_scene
 
-LOOKS = (*SCENES, STUDIO)
+LOOKS = PRESETS
 SIZE = 512
 RED = (220, 20, 30)
 
@@ -98,6 +104,8 @@ def test_every_look_differs_clearly_from_every_other(
 @pytest.mark.parametrize(
     ("prompt", "negative", "expected"),
     [
+        # The issue's example: the grey studio used to come back.
+        ("a sunny beach with blue sky and golden sand", None, "beach"),
         ("a perfume bottle on a white marble slab", None, "marble"),
         ("Rustic WOODEN table, morning light", None, "wood"),
         ("on a concrete floor in a loft", None, "industrial"),
@@ -105,32 +113,116 @@ def test_every_look_differs_clearly_from_every_other(
         ("in front of a brick wall", None, "brick"),
         ("kitchen countertop", None, "counter"),
         ("minimal studio backdrop", None, "studio"),
-        # Most hits wins; a tie goes to the look named first.
+        # Words the old keyword lists never had.
+        ("snow covered mountains", None, "snow"),
+        ("sunlight through the trees of a forest", None, "forest"),
+        ("city lights at night", None, "city"),
+        ("a cozy coffee shop", None, "cafe"),
+        ("skincare on a bathroom shelf", None, "bathroom"),
+        ("dark walnut tabletop", None, "wood-dark"),
+        ("on a round pedestal", None, "podium"),
+        # The negative prompt pushes the scenes it resembles away.
         ("marble table", None, "marble"),
-        ("table of marble", None, "wood"),
-        ("wooden table with a marble coaster", None, "wood"),
-        # The negative prompt rules a look out, whatever the prompt says.
-        ("marble table", "marble", "wood"),
-        ("marble table", "no stone, no planks", "studio"),
-        ("kitchen", "food, cooking", "studio"),
-        # No keyword: the studio sweep.
+        ("a beach or a snowy field", "snow", "beach"),
+        ("a beach or a snowy field", "beach, sand", "snow"),
+        ("a wooden or marble kitchen counter", "kitchen", "marble"),
+        # Nothing that names a place or a surface, or nothing at all: the studio sweep.
         ("a beautiful product photo", None, "studio"),
         ("", None, "studio"),
         (None, None, "studio"),
-        ("marbles", None, "studio"),  # words match exactly
     ],
 )
-def test_prompt_keywords_choose_the_look(
-    prompt: str | None, negative: str | None, expected: str
+def test_the_prompt_chooses_the_nearest_scene_by_meaning(
+    generator: ProceduralScenes, prompt: str | None, negative: str | None, expected: str
 ) -> None:
-    assert scene_for_prompt(prompt, negative, seed=0) == expected
+    assert generator.choose(None, prompt, negative).scene == expected
 
 
-def test_without_studio_the_seed_picks_among_the_looks_left() -> None:
-    picks = {scene_for_prompt("a photo", "plain studio, wood", seed=seed) for seed in range(20)}
-    assert picks == {"marble", "industrial", "linen", "brick", "counter"}
-    everything = "marble wood metal linen brick kitchen studio"
-    assert scene_for_prompt(None, everything, seed=3) == STUDIO
+def test_a_negative_prompt_against_studio_moves_even_an_empty_prompt() -> None:
+    chooser = ProceduralScenes().chooser
+    assert chooser.choose("", "plain studio backdrop").scene != STUDIO
+    assert chooser.choose("a photo", "plain studio backdrop").scene != STUDIO
+    assert chooser.choose("a sunny beach").scene == "beach"
+    assert chooser.choose("a sunny beach", "sand").scene != "beach"
+
+
+def test_the_library_covers_what_product_photographers_ask_for() -> None:
+    names = {scene.name for scene in LIBRARY}
+    assert len(names) == len(LIBRARY) >= 16
+    assert set(PRESETS) <= names
+    assert {"beach", "snow", "forest", "garden", "sky", "city"} <= names
+    assert {"counter", "cafe", "living-room", "bathroom"} <= names
+    assert {"marble", "wood", "wood-dark", "industrial", "linen", "stone", "paper"} <= names
+    assert {"studio", "gradient", "podium"} <= names
+    assert all(len(scene.phrases) >= 3 for scene in LIBRARY)
+
+
+def test_colour_words_are_found_in_order() -> None:
+    assert colours_in("Pink and GOLD, a pink podium") == ("pink", "gold")
+    assert colours_in("a beach") == ()
+
+
+def mean_rgb(image: np.ndarray, rows: slice) -> np.ndarray:
+    return image[rows].reshape(-1, 3).astype(np.float64).mean(axis=0)
+
+
+def test_the_beach_has_a_blue_sky_above_and_sand_below(generator: ProceduralScenes) -> None:
+    backdrop = generator.backdrop(
+        subject_canvas(),
+        scene=None,
+        prompt="a sunny beach with blue sky and golden sand",
+        negative_prompt=None,
+        seed=5,
+    )
+    assert backdrop.scene == "beach"
+    r, g, b = mean_rgb(backdrop.image, slice(0, SIZE // 6))
+    assert b > r + 40 and b > g  # sky
+    r, g, b = mean_rgb(backdrop.image, slice(SIZE * 5 // 6, SIZE))
+    assert r > g > b + 30 and r > 150  # sand
+    # The colour words describe the beach itself: they do not tint it.
+    plain = generator.backdrop(
+        subject_canvas(), scene=None, prompt="a sunny beach", negative_prompt=None, seed=5
+    )
+    np.testing.assert_array_equal(plain.image, backdrop.image)
+
+
+def test_colour_words_colour_a_backdrop_and_tint_a_scene(generator: ProceduralScenes) -> None:
+    def image(prompt: str) -> np.ndarray:
+        out = generator.backdrop(
+            subject_canvas(), scene=None, prompt=prompt, negative_prompt=None, seed=2
+        )
+        return out.image
+
+    pink = mean_rgb(image("solid pink studio backdrop"), slice(0, SIZE // 4))
+    blue = mean_rgb(image("solid blue studio backdrop"), slice(0, SIZE // 4))
+    assert pink[0] > pink[2] + 30 and blue[2] > blue[0] + 60
+    marble = mean_rgb(image("a marble slab"), slice(SIZE // 2, SIZE))
+    green = mean_rgb(image("a green marble slab"), slice(SIZE // 2, SIZE))
+    assert green[1] - green[0] > marble[1] - marble[0] + 10
+    # A tint, not a repaint: the marble keeps its brightness.
+    assert abs(green.mean() - marble.mean()) < 20
+
+
+def test_a_prompt_is_reproducible_and_the_seed_varies_it(generator: ProceduralScenes) -> None:
+    def draw(seed: int) -> np.ndarray:
+        return generator.background(
+            subject_canvas(), scene=None, prompt="on fresh snow", negative_prompt=None, seed=seed
+        )
+
+    np.testing.assert_array_equal(draw(3), draw(3))
+    assert np.abs(draw(3).astype(np.int16) - draw(4)).mean() > 1
+
+
+def test_the_text_encoder_embeds_like_all_minilm() -> None:
+    encoder = MiniLmEncoder()
+    vectors = encoder.embed(["golden sand by the sea", "a sunny beach", "a snowy mountain"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    # Dynamic padding: a text embeds the same alone and beside a longer one.
+    alone = encoder.embed(["a sunny beach"])[0]
+    assert float(alone @ vectors[1]) > 0.9999
+    assert encoder.embed([]).shape == (0, 384)
 
 
 def test_the_scene_wins_over_the_prompts(generator: ProceduralScenes) -> None:
@@ -185,3 +277,51 @@ def test_the_subject_lands_where_the_transform_says(
         under.mean()
         < background[rows.max() + 2 : rows.max() + 6, cols.min() + 20 : cols.max() - 20].mean()
     )
+
+
+@pytest.mark.parametrize(
+    ("prompt", "light"), [("plain studio backdrop", -1.0), ("a sunny beach", 1.0)]
+)
+def test_the_shadow_and_the_relight_agree_with_the_scenes_light(
+    generator: ProceduralScenes, prompt: str, light: float
+) -> None:
+    """The key light's side: the backdrop is brighter there, the cast shadow falls to the other
+    side, and the subject is a little brighter on the lit side."""
+    subject = np.zeros((320, 220, 4), np.uint8)
+    subject[10:-10, 10:-10] = (128, 128, 128, 255)  # mid grey, transparent around
+    placement = Placement(scale=0.4, y_center=0.55)
+    canvas = place_subject(subject, scale=0.4, x_center=0.5, y_center=0.55)
+    box = subject_box(canvas[..., 3], threshold=127, min_fraction=0)
+    assert box is not None
+    result = compose_scene(
+        subject,
+        segmenter=Unused(),
+        generator=generator,
+        placement=placement,
+        scene=SceneRequest(prompt=prompt, seed=1),
+    )
+    backdrop = generator.backdrop(canvas, scene=None, prompt=prompt, negative_prompt=None, seed=1)
+    assert backdrop.light == light and result.scene == backdrop.scene
+    # The floor behind the subject's foot, beside it: darkened on the side away from the light.
+    darkening = backdrop.image.astype(np.float64) - result.image
+    band = slice(box.bottom - 60, box.bottom - 5)
+    right = darkening[band, box.right + 5 : box.right + 60].mean()
+    left = darkening[band, box.left - 60 : box.left - 5].mean()
+    assert (right - left) * -light > 3
+    # The surface, in front: brighter towards the light.
+    floor_left, floor_right = (
+        backdrop.image[-120:, :300].mean(),
+        backdrop.image[-120:, -300:].mean(),
+    )
+    assert (floor_left - floor_right) * -light > 1
+    # The subject: brighter on the lit side, and never more than gently.
+    row = result.image[(box.top + box.bottom) // 2]
+    near_left = row[box.left + 5 : box.left + 25].mean()
+    near_right = row[box.right - 25 : box.right - 5].mean()
+    assert (near_left - near_right) * -light > 5
+    assert np.abs(row[box.left + 5 : box.right - 5].astype(np.float64) - 128).max() < 20
+
+
+class Unused:
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        raise AssertionError("an RGBA subject is not segmented")

@@ -68,6 +68,7 @@ def result_url(request: Request, services: Services, key: str) -> str:
 
 def render(request: Request, services: Services, delivery: Delivery, *, image: bool) -> Response:
     headers = {
+        **delivery.headers,
         "X-Credits-Charged": str(delivery.credits_charged),
         "X-Credits-Remaining": str(delivery.credits_remaining),
     }

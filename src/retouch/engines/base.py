@@ -7,7 +7,8 @@ thread, so an engine never mutates itself after ``__init__``: per-request option
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import onnxruntime as ort
@@ -67,6 +68,32 @@ class BackgroundGenerator(Protocol):
     ) -> np.ndarray:
         """A uint8 HxWx3 scene behind ``canvas``: uint8 HxWx4, the subject already placed,
         transparent elsewhere (engines may use the subject for lighting or ignore it)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Backdrop:
+    """A drawn scene and what the composite needs to agree with it."""
+
+    image: np.ndarray  # uint8 HxWx3
+    scene: str  # which scene was drawn, reported to the client
+    light: float = 0.0  # where the key light comes from: -1 the left, 0 the front, 1 the right
+
+
+@runtime_checkable
+class SceneRenderer(Protocol):
+    """A background generator that also says which scene it drew and where its light is."""
+
+    def backdrop(
+        self,
+        canvas: np.ndarray,
+        *,
+        scene: str | None,
+        prompt: str | None,
+        negative_prompt: str | None,
+        seed: int,
+    ) -> Backdrop:
+        """``BackgroundGenerator.background`` as a ``Backdrop``."""
         ...
 
 

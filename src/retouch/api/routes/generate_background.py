@@ -15,17 +15,29 @@ from retouch.pipeline import Output
 
 router = APIRouter(tags=["Endpoints"])
 
+_SUCCESS = image_responses("image/jpeg")
+_SUCCESS[200]["headers"] = {
+    **_SUCCESS[200]["headers"],
+    processing.SCENE_HEADER: {
+        "description": "The scene drawn: the `scene` preset, or the library scene nearest in "
+        "meaning to `prompt` (see the README for the list).",
+        "schema": {"type": "string"},
+    },
+}
+
 
 @router.post(
     "/v1/generate-background",
     summary="Generate Background",
     description="Place the subject on a new 1024x1024 scene (JPEG). An image without "
     "transparency has its background removed first. The default engine draws procedural "
-    "photographic backdrops, one per `scene`; prompt keywords choose among them.",
+    "photographic scenes: `scene` picks a preset; otherwise the scene nearest in meaning to "
+    "`prompt` (sentence embeddings) is drawn. The `X-Retouch-Scene` response header names "
+    "the scene used.",
     operation_id="generate-background",
     openapi_extra=request_body(GenerateBackgroundRequest),
     responses={
-        **image_responses("image/jpeg"),
+        **_SUCCESS,
         **error_responses(400, 401, 403, 406, 409, 422, 429, 500),
     },
     response_class=Response,
