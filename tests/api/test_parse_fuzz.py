@@ -174,10 +174,11 @@ def test_pathological_json_in_a_multipart_field_is_invalid_parameter(
 def test_ordinary_nesting_and_long_numbers_still_parse(
     client: httpx.Client, services: Services, account: TestAccount
 ) -> None:
-    """The bound leaves room for every real body: a shadow is three levels deep, and a float
-    may carry more digits than it can hold."""
+    """The bound leaves room for every real body: a shadow is three levels deep, a float may
+    carry more digits than it can hold, and brackets inside a string are no nesting."""
     body = (
-        '{"image_url": "https://example.com/a.png", "unknown": "[[[[{{{{", "shadow": '
+        '{"image_url": "https://example.com/a.png?q=[[[[{{{{[[[[{{{{[[[[{{{{[[[[{{{{[[[[{{{{", '
+        '"shadow": '
         '{"enabled": true, "opacity": 0.50000000000000000000000001, '
         '"light_source": {"position": {"x": 0, "y": -0.6, "z": 0.7}}}}'
     )

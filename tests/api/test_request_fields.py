@@ -13,9 +13,10 @@ from retouch.app_state import Services
 from retouch.billing import ledger
 from tests.utils.factories import TestAccount, make_account
 from tests.utils.images import composite, decode, encode
+from tests.utils.people import small_portrait
 
 PRODUCT = encode(composite("flat")[0])
-PERSON = encode(np.full((160, 120, 3), 90, np.uint8))
+PERSON = encode(small_portrait())  # the pose model must find a person at submission
 _GARMENT = np.zeros((80, 80, 4), np.uint8)
 _GARMENT[10:70, 10:70] = (200, 20, 20, 255)  # has transparency: no extraction needed
 GARMENT = encode(_GARMENT)
