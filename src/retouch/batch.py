@@ -38,13 +38,6 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from retouch import processing
-from retouch.api.schemas import (
-    GenerateBackgroundRequest,
-    OutpaintRequest,
-    RemoveBackgroundRequest,
-    RequestModel,
-    UpscaleRequest,
-)
 from retouch.app_state import Engines
 from retouch.client import RetouchAPIError, RetouchClient
 from retouch.client._wire import validate
@@ -52,6 +45,13 @@ from retouch.client.errors import ParameterValidationError
 from retouch.config import Settings
 from retouch.errors import RetouchError
 from retouch.pipeline import Output
+from retouch.schemas import (
+    GenerateBackgroundRequest,
+    OutpaintRequest,
+    RemoveBackgroundRequest,
+    RequestModel,
+    UpscaleRequest,
+)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}

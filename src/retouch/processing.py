@@ -8,12 +8,6 @@ import hashlib
 
 from pydantic import BaseModel
 
-from retouch.api.schemas import (
-    GenerateBackgroundRequest,
-    OutpaintRequest,
-    RemoveBackgroundRequest,
-    UpscaleRequest,
-)
 from retouch.app_state import Engines
 from retouch.config import Settings
 from retouch.errors import ResolutionTooHigh
@@ -31,6 +25,12 @@ from retouch.ops.outpaint import outpaint as outpaint_op
 from retouch.ops.remove_background import remove_background as cut_out
 from retouch.ops.upscale import max_input_side, upscale_image
 from retouch.pipeline import Output
+from retouch.schemas import (
+    GenerateBackgroundRequest,
+    OutpaintRequest,
+    RemoveBackgroundRequest,
+    UpscaleRequest,
+)
 
 # Which scene generate-background drew: a preset, or the library scene its prompt chose.
 SCENE_HEADER = "X-Retouch-Scene"

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydantic import BaseModel
 
-from retouch.api import schemas
+from retouch import schemas
 from retouch.errors import RetouchError
 from retouch.ops.codec import ImageLimits, decode_image
 
@@ -402,7 +402,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     schemas.TryOnRequest,
 )
 
-# Each endpoint's fields (from api/schemas.py) with values near and on the valid side, so the
+# Each endpoint's fields (from schemas.py) with values near and on the valid side, so the
 # examples get past the first check and into cross-field rules and nested models.
 _PLAUSIBLE: dict[str, list[Any]] = {
     "format": ["png", "jpeg", "PNG"],

@@ -21,7 +21,6 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from retouch.api.schemas import spec_error
 from retouch.app_state import Services
 from retouch.errors import (
     InvalidParameter,
@@ -32,6 +31,7 @@ from retouch.errors import (
 )
 from retouch.fetch import fetch_url, parse_http_url
 from retouch.processing import probe_input
+from retouch.schemas import spec_error
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -14,7 +14,6 @@ Retouch never runs (or charges) one call twice. Pixelcut documents no ``Idempote
 against it, a POST retried after a timeout may be processed twice.
 """
 
-from retouch.api.schemas import ImageTransform, LightPosition, LightSource, ShadowParameter
 from retouch.client._clients import (
     DEFAULT_BASE_URL,
     PIXELCUT_BASE_URL,
@@ -35,6 +34,7 @@ from retouch.client.errors import (
     RetouchConnectionError,
     ServerError,
 )
+from retouch.schemas import ImageTransform, LightPosition, LightSource, ShadowParameter
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
-from retouch.api.schemas import (
+from retouch.client._wire import Call, ImageInput, ResultForm, credits_call, image_call
+from retouch.schemas import (
     GenerateBackgroundRequest,
     ImageTransform,
     OutpaintRequest,
@@ -19,7 +20,6 @@ from retouch.api.schemas import (
     ShadowParameter,
     UpscaleRequest,
 )
-from retouch.client._wire import Call, ImageInput, ResultForm, credits_call, image_call
 
 IntT = TypeVar("IntT")
 ResultT = TypeVar("ResultT")

@@ -6,25 +6,29 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
 
 import httpx
 import pydantic
-from PIL import Image
 
-from retouch.api.schemas import RequestModel, spec_error
 from retouch.client.errors import ParameterValidationError, RetouchAPIError, error_class
+from retouch.schemas import RequestModel, spec_error
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 T = TypeVar("T")
 M = TypeVar("M", bound=RequestModel)
 
-ImageInput = str | os.PathLike[str] | bytes | Image.Image
+# A string, so that naming PIL's type does not import Pillow for callers who never use it.
+ImageInput: TypeAlias = "str | os.PathLike[str] | bytes | Image.Image"
 """A file path, the encoded bytes, a PIL image, or an ``http(s)://`` URL the server fetches."""
 
 ResultForm = Literal["url", "bytes"]
@@ -51,6 +55,8 @@ class Result:
     def to_image(self) -> Image.Image:
         if self.data is None:
             raise ValueError("This result is a URL; ask for as_='bytes' to get the image itself")
+        from PIL import Image  # only callers who want an image object pay for Pillow
+
         image = Image.open(io.BytesIO(self.data))
         image.load()
         return image
@@ -120,7 +126,7 @@ def image_call(
 def validate(model: type[M], fields: Mapping[str, Any]) -> M:
     """The server's validation, raising what its 400 would say.
 
-    The message comes from ``retouch.api.schemas.spec_error``, as the server's does.
+    The message comes from ``retouch.schemas.spec_error``, as the server's does.
     """
     try:
         return model.model_validate(fields)
@@ -142,7 +148,9 @@ _PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 
 
 def _file_part(image: ImageInput) -> FilePart:
-    if isinstance(image, Image.Image):
+    # A PIL image can only come from a caller who has imported Pillow already.
+    pil = sys.modules.get("PIL.Image")
+    if pil is not None and isinstance(image, pil.Image):
         # PNG: lossless, and it keeps an alpha channel the server may use as the subject.
         buffer = io.BytesIO()
         (image if image.mode in _PNG_MODES else image.convert("RGB")).save(buffer, "PNG")

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from retouch.engines.filler import check_fill_inputs
+from retouch.engines.base import check_fill_inputs
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import patchmatch
 
-from retouch.engines.base import Filler
+from retouch.engines.base import Filler, check_fill_inputs
 
 # The library keeps one seed for the whole process and every run restarts its (thread-local)
 # generator from it, so runs are reproducible as long as nobody changes it. We never do: see
@@ -53,22 +53,6 @@ _MIN_SOURCE_PATCHES = 16
 
 def _radius(creativity: float) -> int:
     return round(_COHERENT_RADIUS + (_CREATIVE_RADIUS - _COHERENT_RADIUS) * creativity)
-
-
-def check_fill_inputs(
-    rgb: np.ndarray, mask: np.ndarray, creativity: float, exclude: np.ndarray | None = None
-) -> None:
-    """The ``Filler.fill`` argument checks every engine shares (ValueError: a caller's bug)."""
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"rgb must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
-    if mask.dtype != np.bool_ or mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask must be bool {rgb.shape[:2]}, got {mask.dtype} {mask.shape}")
-    if exclude is not None and (exclude.dtype != np.bool_ or exclude.shape != rgb.shape[:2]):
-        raise ValueError(
-            f"exclude must be bool {rgb.shape[:2]}, got {exclude.dtype} {exclude.shape}"
-        )
-    if not 0 <= creativity <= 1:
-        raise ValueError(f"creativity must be in [0, 1], got {creativity}")
 
 
 class PatchMatchFiller:

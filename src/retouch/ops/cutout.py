@@ -9,10 +9,12 @@ nothing returns ``None`` and the caller decides which error that is.
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
+
+from retouch.specs import MarginSpec
 
 # Soft work (colour estimation, shadows) runs at most at this long side and is upsampled: it is
 # smooth by nature, and full-resolution blurs on a 6000 px image would cost seconds and gigabytes.
@@ -37,16 +39,6 @@ class Margins(NamedTuple):
     top: int
     right: int
     bottom: int
-
-
-class MarginSpec(NamedTuple):
-    """A parsed margin: ``"12%"`` is ``MarginSpec(12, "%")``, ``"30px"`` is ``(30, "px")``."""
-
-    value: float
-    unit: Literal["%", "px"]
-
-
-NO_MARGIN = MarginSpec(0, "px")
 
 
 def _work_size(h: int, w: int) -> tuple[float, tuple[int, int]]:

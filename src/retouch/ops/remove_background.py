@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from retouch.engines.base import Segmenter
 from retouch.errors import UnknownForeground
 from retouch.ops.cutout import (
-    NO_MARGIN,
-    MarginSpec,
     cast_shadow,
     crop_to_subject,
     cutout,
     resolve_margins,
     subject_box,
 )
+from retouch.specs import CropSpec, ShadowSpec
 
 # Alpha above which a pixel counts for the crop box: low enough to keep a soft rim and the faint
 # end of a shadow, high enough to ignore the refinement's near-zero noise.
 _CROP_THRESHOLD = 0.03
-
-
-@dataclass(frozen=True)
-class ShadowSpec:
-    opacity: float = 0.5
-    light_size: float = 0.3
-    light_x: float = -0.3
-    light_y: float = -0.6
-    light_z: float = 0.7
-
-
-@dataclass(frozen=True)
-class CropSpec:
-    left: MarginSpec = NO_MARGIN
-    top: MarginSpec = NO_MARGIN
-    right: MarginSpec = NO_MARGIN
-    bottom: MarginSpec = NO_MARGIN
 
 
 def remove_background(

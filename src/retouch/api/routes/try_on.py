@@ -22,7 +22,6 @@ from retouch.api.responses import (
     error_response,
     error_responses,
 )
-from retouch.api.schemas import TryOnRequest
 from retouch.app_state import Services
 from retouch.billing.idempotency import fingerprint
 from retouch.errors import Conflict, NotFound
@@ -32,6 +31,7 @@ from retouch.jobs.store import JobStatus, JobView
 from retouch.jobs.submit import TryOnOrder, submit_try_on
 from retouch.jobs.try_on import KIND
 from retouch.jobs.webhooks import validate_webhook_url
+from retouch.schemas import TryOnRequest
 
 router = APIRouter(tags=["Endpoints"])
 IMAGES = ("person_image", "garment_image")

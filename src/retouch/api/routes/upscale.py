@@ -10,8 +10,8 @@ from retouch.api.inputs import parse_image_request
 from retouch.api.openapi import request_body
 from retouch.api.operations import run_image_operation
 from retouch.api.responses import error_responses, image_responses
-from retouch.api.schemas import UpscaleRequest
 from retouch.pipeline import Output
+from retouch.schemas import UpscaleRequest
 
 router = APIRouter(tags=["Endpoints"])
 

@@ -20,8 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from retouch.ops.cutout import NO_MARGIN, MarginSpec
-from retouch.ops.remove_background import CropSpec, ShadowSpec
+from retouch.specs import NO_MARGIN, CropSpec, MarginSpec, ShadowSpec
 
 ImageUrl = Annotated[
     str,
