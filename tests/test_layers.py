@@ -198,6 +198,11 @@ def test_the_schemas_layer_needs_only_pydantic_and_the_standard_library() -> Non
         assert retouch_imports <= {"retouch.specs"}, f"{module} imports {retouch_imports}"
 
 
+# The only retouch modules a client may load: itself, the request models and their value types.
+CLIENT_MODULES = {"retouch", "retouch.schemas", "retouch.specs"} | {
+    module for module in MODULES if module.startswith("retouch.client")
+}
+
 _PROBE = """
 import json, sys, time
 started = time.perf_counter()
@@ -241,3 +246,58 @@ def test_importing_the_package_loads_nothing_of_the_server() -> None:
     _, modules = _probe("retouch")
     assert _loaded_server_modules(modules) == []
     assert sorted(name for name in modules if name.startswith("retouch.")) == []
+
+
+# Runs the client with every distribution except httpx and pydantic (and what they require)
+# hidden, as in a virtualenv where only those are installed: `pip install --no-deps retouch
+# httpx pydantic` (README, "Python client").
+_ALONE = """
+import importlib.metadata as md, json, sys
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+allowed, todo = {"retouch"}, ["httpx", "pydantic"]
+while todo:
+    name = canonicalize_name(todo.pop())
+    if name in allowed:
+        continue
+    allowed.add(name)
+    for line in md.requires(name) or []:
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            todo.append(req.name)
+owners = md.packages_distributions()
+hidden = set()
+
+class OnlyTheClientsDependencies:
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        if top in sys.stdlib_module_names or top == "retouch" or top not in owners:
+            return None
+        if any(canonicalize_name(dist) in allowed for dist in owners[top]):
+            return None
+        hidden.add(top)
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, OnlyTheClientsDependencies())
+import httpx
+from retouch.client import RetouchClient
+
+def answer(request):
+    if request.url.path == "/v1/credits":
+        return httpx.Response(200, json={"credits_remaining": 7})
+    return httpx.Response(200, json={"result_url": "https://example.com/out.png"})
+
+with RetouchClient("sk_test", transport=httpx.MockTransport(answer)) as client:
+    credits = client.credits()
+    result = client.remove_background(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(32), crop=True)
+print(json.dumps({"credits": credits, "url": result.url, "hidden": sorted(hidden)}))
+"""
+
+
+def test_the_client_works_with_only_httpx_and_pydantic_installed() -> None:
+    out = subprocess.run([sys.executable, "-c", _ALONE], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["credits"] == 7
+    assert report["url"] == "https://example.com/out.png"
