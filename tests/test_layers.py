@@ -134,7 +134,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             if len(component) > 1:
                 components.append(sorted(component))
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(graph)))
     for node in sorted(graph):
         if node not in index:
             connect(node)
@@ -171,8 +170,7 @@ def test_lower_layers_never_import_the_http_layer() -> None:
     offences = [
         f"{module} imports {name}"
         for module in MODULES
-        if module.startswith(BELOW_API)
-        and any(module == layer or module.startswith(f"{layer}.") for layer in BELOW_API)
+        if any(module == layer or module.startswith(f"{layer}.") for layer in BELOW_API)
         for name, _ in _imports(module)
         if name == "retouch.api" or name.startswith("retouch.api.")
     ]
@@ -236,9 +234,8 @@ def test_the_client_loads_none_of_the_server_and_imports_quickly() -> None:
     seconds = min(elapsed for elapsed, _ in runs)
     modules = runs[0][1]
     assert _loaded_server_modules(modules) == []
-    assert not any(
-        name.startswith(("retouch.api", "retouch.app", "retouch.processing")) for name in modules
-    )
+    own = {name for name in modules if name.split(".")[0] == PACKAGE}
+    assert own - CLIENT_MODULES == set(), "the client reaches into the server's modules"
     assert seconds < 0.5, f"import retouch.client took {seconds:.3f} s"
 
 
