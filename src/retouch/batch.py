@@ -339,7 +339,9 @@ def _process(
         ) as progress,
         ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="retouch-batch") as pool,
     ):
-        task = progress.add_task(endpoint, total=len(pending), **counts)
+        task = progress.add_task(
+            endpoint, total=len(pending), ok=counts["ok"], failed=counts["failed"]
+        )
         futures = [pool.submit(_attempt, item, produce) for item in pending]
         try:
             for future in as_completed(futures):
@@ -352,7 +354,7 @@ def _process(
                         f"{escape(outcome.detail)}",
                         highlight=False,
                     )
-                progress.update(task, advance=1, **counts)
+                progress.update(task, advance=1, ok=counts["ok"], failed=counts["failed"])
         except KeyboardInterrupt:
             # Leaving the pool's block would otherwise wait for every queued image; the ones
             # running finish their (atomic) writes, so the next run resumes where this stopped.

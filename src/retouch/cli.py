@@ -7,7 +7,7 @@ import logging
 import os
 import shlex
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -164,7 +164,7 @@ BatchApiKey = Annotated[
 
 def _batch(
     endpoint: str,
-    fields: dict[str, object],
+    fields: Mapping[str, object],
     paths: list[str],
     output: Path,
     jobs: int | None,

@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -120,7 +121,7 @@ def default_distributions(
     ``requirements`` replaces the installed Retouch's requirements (a checkout's pyproject.toml
     may be newer than the installed metadata). Markers are evaluated for this interpreter.
     """
-    root = {"", *extras}
+    root = frozenset({"", *extras})
     listed = importlib.metadata.requires(PROJECT) if requirements is None else requirements
     todo = [(Requirement(req), root) for req in listed or []]
     visited: set[tuple[str, frozenset[str]]] = set()
@@ -147,8 +148,8 @@ def licence_of(distribution: str | importlib.metadata.Distribution) -> Licence:
         else distribution
     )
     meta = dist.metadata
-    declared = meta.get("License-Expression") or ""
-    field = (meta.get("License") or "").strip()
+    declared = _first(meta, "License-Expression")
+    field = _first(meta, "License").strip()
     if not declared and field and "\n" not in field and len(field) <= 60:
         declared = _SPDX.get(field.lower(), field)
     if not declared:
@@ -161,6 +162,12 @@ def licence_of(distribution: str | importlib.metadata.Distribution) -> Licence:
     return Licence(meta["Name"], dist.version, declared or "UNKNOWN", _gnu_text(dist))
 
 
+def _first(meta: importlib.metadata.PackageMetadata, name: str) -> str:
+    """The first ``name`` field, or "" (``PackageMetadata.get`` is only typed from Python 3.12)."""
+    values = meta.get_all(name) or []
+    return str(values[0]) if values else ""
+
+
 def _gnu_text(dist: importlib.metadata.Distribution) -> str | None:
     """The GNU licence a distribution's own licence file is, e.g. ``GPL-3.0``; None otherwise.
 
@@ -170,7 +177,7 @@ def _gnu_text(dist: importlib.metadata.Distribution) -> str | None:
     for path in dist.files or []:
         if not (path.parts[0].endswith(".dist-info") and _is_licence_file(path.name)):
             continue
-        text = path.locate().read_bytes().decode("utf-8", "replace")
+        text = Path(path.locate()).read_bytes().decode("utf-8", "replace")
         lines = [line.strip() for line in text.splitlines()]
         lines = [line for line in lines if line]
         if lines and lines[0] in _GNU_TEXTS:

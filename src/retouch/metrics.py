@@ -59,5 +59,6 @@ class Metrics:
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=str(self._multiprocess_dir))
+        # prometheus_client leaves MultiProcessCollector.__init__ unannotated.
+        MultiProcessCollector(merged, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
         return generate_latest(merged)

@@ -87,7 +87,7 @@ def _parse_margin(raw: Any) -> Any:
     value, unit = float(match.group(1)), match.group(2)
     if unit == "%" and value > 49:
         raise ValueError(f"{raw!r} is over the 49% maximum")
-    return MarginSpec(value, unit)
+    return MarginSpec(value, "%" if unit == "%" else "px")
 
 
 Margin = Annotated[

@@ -153,7 +153,8 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        http=protocol,
+        # uvicorn instantiates any protocol factory; its annotation names only classes.
+        http=protocol,  # type: ignore[arg-type]
         log_config=None,
         access_log=False,  # Retouch logs each request itself, with its request id
         # The app applies forwarded headers itself, from RETOUCH_FORWARDED_ALLOW_IPS only.

@@ -32,7 +32,8 @@ def accept_ranges(request: Request) -> list[MediaRange]:
 def acceptable(ranges: list[MediaRange], media_type: str) -> bool:
     """Whether ``media_type`` has a quality above 0: the most specific matching range decides,
     so ``image/*, image/png;q=0`` refuses PNG (RFC 9110, section 12.5.1)."""
-    return mimeparse.quality_parsed(media_type, ranges) > 0
+    quality: float = mimeparse.quality_parsed(media_type, ranges)
+    return quality > 0
 
 
 def wants_image(request: Request, image_types: Sequence[str]) -> bool:

@@ -62,7 +62,8 @@ def authenticate(session: Session, *, secret: str | None) -> Account | None:
     ).first()
     if row is None or not hmac.compare_digest(row.ApiKey.key_hash, digest):
         return None
-    return row.Account
+    account: Account = row.Account
+    return account
 
 
 def list_keys(session: Session, *, account_id: int) -> list[ApiKey]:
@@ -78,4 +79,6 @@ def revoke_key(session: Session, *, key_id: int) -> bool:
         .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    # An UPDATE returns a CursorResult, which has rowcount; execute() is typed as Result.
+    updated: int = result.rowcount  # type: ignore[attr-defined]
+    return updated == 1

@@ -58,7 +58,8 @@ class RetouchClient(Endpoints[int, Result]):
             try:
                 step = flow.send(outcome)
             except StopIteration as done:
-                return done.value
+                result: T = done.value
+                return result
 
     def _perform(self, step: httpx.Request | Pause) -> Outcome | None:
         if isinstance(step, Pause):
@@ -114,7 +115,8 @@ class AsyncRetouchClient(Endpoints[Awaitable[int], Awaitable[Result]]):
             try:
                 step = flow.send(outcome)
             except StopIteration as done:
-                return done.value
+                result: T = done.value
+                return result
 
     async def _perform(self, step: httpx.Request | Pause) -> Outcome | None:
         if isinstance(step, Pause):

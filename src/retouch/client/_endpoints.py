@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from retouch.client._wire import Call, ImageInput, ResultForm, credits_call, image_call
 from retouch.schemas import (
@@ -30,9 +30,13 @@ class Endpoints(ABC, Generic[IntT, ResultT]):
     def _run(self, call: Call[Any]) -> Any:
         """Send ``call`` with retries; its parsed value (sync) or an awaitable of it (async)."""
 
+    def _result(self, call: Call[Any]) -> ResultT:
+        # What _run answers for an image call is the subclass's ResultT (a value or awaitable).
+        return cast(ResultT, self._run(call))
+
     def credits(self) -> IntT:
         """The credits left on the account (free)."""
-        return self._run(credits_call())
+        return cast(IntT, self._run(credits_call()))
 
     def remove_background(
         self,
@@ -62,7 +66,7 @@ class Endpoints(ABC, Generic[IntT, ResultT]):
             "margin_bottom": margin_bottom,
             "shadow": shadow,
         }
-        return self._run(
+        return self._result(
             image_call(
                 "/v1/remove-background",
                 RemoveBackgroundRequest,
@@ -82,7 +86,7 @@ class Endpoints(ABC, Generic[IntT, ResultT]):
         idempotency_key: str | None = None,
     ) -> ResultT:
         """Enlarge 2x or 4x (JPEG, or PNG when the input has transparency)."""
-        return self._run(
+        return self._result(
             image_call(
                 "/v1/upscale",
                 UpscaleRequest,
@@ -115,7 +119,7 @@ class Endpoints(ABC, Generic[IntT, ResultT]):
             "creativity": creativity,
             "output_format": output_format,
         }
-        return self._run(
+        return self._result(
             image_call(
                 "/v1/outpaint",
                 OutpaintRequest,
@@ -150,7 +154,7 @@ class Endpoints(ABC, Generic[IntT, ResultT]):
             "negative_prompt": negative_prompt,
             "seed": seed,
         }
-        return self._run(
+        return self._result(
             image_call(
                 "/v1/generate-background",
                 GenerateBackgroundRequest,

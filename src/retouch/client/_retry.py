@@ -54,7 +54,8 @@ class RetryPolicy:
 
     def backoff(self, retry: int) -> float:
         """The wait before retry number ``retry`` (0 for the first)."""
-        return min(self.max_delay, self.base_delay * 2**retry + self.uniform(0, self.jitter))
+        wait: float = min(self.max_delay, self.base_delay * 2**retry + self.uniform(0, self.jitter))
+        return wait
 
     def delay(self, tries: int, outcome: Outcome) -> float | None:
         """Seconds to wait before another try after ``tries`` tries, or None if this is final.

@@ -84,7 +84,8 @@ class DiffusionInpainter:
             steps,
         )
         torch.set_num_threads(threads)
-        self.pipeline = AutoPipelineForInpainting.from_pretrained(
+        # diffusers leaves from_pretrained unannotated.
+        self.pipeline = AutoPipelineForInpainting.from_pretrained(  # type: ignore[no-untyped-call]
             weights_path, local_files_only=True, dtype=torch.float32
         )
         self.pipeline.set_progress_bar_config(disable=True)

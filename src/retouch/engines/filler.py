@@ -174,7 +174,7 @@ def _dithered(
     rgb: np.ndarray, mask: np.ndarray, levels: int, rng: np.random.Generator
 ) -> np.ndarray:
     noise = rng.integers(-levels, levels + 1, rgb.shape, dtype=np.int16)
-    out = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     # The hole's old content is never read by PatchMatch; zeros keep the downscale predictable.
     out[mask] = 0
     return out
@@ -191,7 +191,8 @@ def _drift(
     field = cv2.resize(nodes.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     fade = np.minimum(cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3) / _DRIFT_FADE, 1)
     shifted = rgb.astype(np.float32) + field * (levels * fade)[..., None]
-    return np.clip(np.round(shifted), 0, 255).astype(np.uint8)
+    result: np.ndarray = np.clip(np.round(shifted), 0, 255).astype(np.uint8)
+    return result
 
 
 class TeleaFiller:

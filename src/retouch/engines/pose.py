@@ -91,7 +91,8 @@ def _anchors() -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-np.clip(x, -80, 80)))
+    result: np.ndarray = 1 / (1 + np.exp(-np.clip(x, -80, 80)))
+    return result
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -103,7 +104,8 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+    result: np.ndarray = inter / np.maximum(area + areas - inter, 1e-9)
+    return result
 
 
 def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[int]:
@@ -205,11 +207,12 @@ class MediaPipePose:
         # Crop pixel (u, v) -> image: centre + R(rotation) @ ((u, v) / 256 - 0.5) * side.
         c, s = np.cos(rotation), np.sin(rotation)
         k = side / _LANDMARK_SIZE
-        to_image = np.float32(
+        to_image = np.array(
             [
                 [c * k, -s * k, hips[0] - (c - s) * side / 2],
                 [s * k, c * k, hips[1] - (s + c) * side / 2],
-            ]
+            ],
+            np.float32,
         )
         crop = cv2.warpAffine(
             rgb,

@@ -101,10 +101,11 @@ def _fill(shape: tuple[int, int], colour: np.ndarray) -> np.ndarray:
     return np.broadcast_to(colour, (3, *shape)).copy()
 
 
-def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     """``a`` where ``t`` is 0, ``b`` where it is 1: ``a`` and ``b`` planar images or colours,
     ``t`` HxW."""
-    return a + (b - a) * t
+    result: np.ndarray = a + (b - a) * t
+    return result
 
 
 def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
@@ -157,14 +158,15 @@ def _onto_surface(texture: np.ndarray, stage: _Stage) -> np.ndarray:
     rows, w = stage.h - stage.horizon, stage.w
     th, tw = texture.shape[-2:]
     c = w / 2
-    src = np.float32([[0, 0], [tw, 0], [tw, th], [0, th]])
-    dst = np.float32(
+    src = np.array([[0, 0], [tw, 0], [tw, th], [0, th]], np.float32)
+    dst = np.array(
         [
             [c - _FAR * w / 2, 0],
             [c + _FAR * w / 2, 0],
             [c + _NEAR * w / 2, rows],
             [c - _NEAR * w / 2, rows],
-        ]
+        ],
+        np.float32,
     )
     matrix = cv2.getPerspectiveTransform(src, dst)
     return _per_plane(
@@ -272,7 +274,8 @@ def _finish(image: np.ndarray, light: np.ndarray, rng: np.random.Generator) -> n
     image *= light * _TONE_STEPS
     image += np.tile(grain * (_GRAIN * _TONE_STEPS), reps)[:h, :w]
     np.clip(image, 0, len(_TONE) - 1, out=image)
-    return cv2.merge(list(_TONE[image.astype(np.uint16)]))
+    result: np.ndarray = cv2.merge(list(_TONE[image.astype(np.uint16)]))
+    return result
 
 
 # --- the looks -------------------------------------------------------------------------------
@@ -377,7 +380,8 @@ def _concrete_texture(rng: np.random.Generator, shape: tuple[int, int], unit: fl
     # Specks of aggregate a pixel or two across, some lighter and some darker than the paste.
     fine = _noise(rng, shape, (round(h / (2.2 * unit)), round(w / (2.2 * unit))))
     grey += 0.1 * _smoothstep(1.6, 2.4, fine) - 0.12 * _smoothstep(1.7, 2.6, -fine)
-    return grey * _rgb(250, 255, 255)
+    result: np.ndarray = grey * _rgb(250, 255, 255)
+    return result
 
 
 def _formwork_wall(stage: _Stage, rng: np.random.Generator) -> np.ndarray:
@@ -427,7 +431,8 @@ def _folds(
     dy, dx = np.gradient(_fbm(rng, small, cells, 3) + 0.5 * crease)
     slope = light[0] * dy + light[1] * dx
     slope *= strength / max(float(slope.std()), 1e-6)
-    return cv2.resize(1 + slope, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    result: np.ndarray = cv2.resize(1 + slope, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    return result
 
 
 _LINENS = (_rgb(204, 190, 168), _rgb(214, 202, 182), _rgb(170, 178, 184), _rgb(198, 172, 160))
@@ -443,15 +448,16 @@ def _linen_texture(rng: np.random.Generator, shape: tuple[int, int], unit: float
     row, col = np.floor(v), np.floor(u)
     rows, cols = int(row.max()) + 1, int(col.max()) + 1
     # One noise row per thread, smooth only along it: neighbouring threads are unrelated.
-    weft = rng.standard_normal((rows, max(2, w // 30)), dtype=np.float32)
+    weft: np.ndarray = rng.standard_normal((rows, max(2, w // 30)), dtype=np.float32)
     weft = cv2.resize(weft, (w, rows), interpolation=cv2.INTER_LINEAR)[row[:, 0].astype(np.int32)]
-    warp = rng.standard_normal((max(2, h // 30), cols), dtype=np.float32)
+    warp: np.ndarray = rng.standard_normal((max(2, h // 30), cols), dtype=np.float32)
     warp = cv2.resize(warp, (cols, h), interpolation=cv2.INTER_LINEAR)[:, col[0].astype(np.int32)]
     over = (row + col) % 2 == 0
     crown = np.where(over, np.sin(np.pi * (u - col)), np.sin(np.pi * (v - row)))
     # Slubs show most along the weft, the threads running across the cloth.
     weave = 0.93 + 0.07 * crown + np.where(over, 0.04 * warp, 0.07 * weft)
-    return weave * _folds(rng, shape, (2, 3), (-0.6, 0.4), 0.05)
+    result: np.ndarray = weave * _folds(rng, shape, (2, 3), (-0.6, 0.4), 0.05)
+    return result
 
 
 def _linen(stage: _Stage, rng: np.random.Generator) -> np.ndarray:
@@ -997,7 +1003,8 @@ def _slate_texture(rng: np.random.Generator, shape: tuple[int, int], unit: float
     terrace = 0.04 * (np.floor(field) % 3)
     stone = _mix(_rgb(92, 96, 102), _rgb(120, 104, 88), 0.45 * patches)
     shade = 1 + 0.05 * _fbm(rng, shape, (3, 6), 5) + 0.07 * grain + terrace + 0.07 * edge
-    return stone * shade
+    result: np.ndarray = stone * shade
+    return result
 
 
 def _stone(stage: _Stage, rng: np.random.Generator) -> np.ndarray:
@@ -1469,7 +1476,7 @@ _VAGUE, _VAGUE_MARGIN = 0.42, 0.15
 def _tinted(image: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """``image`` (uint8 HxWx3) tinted towards ``colour`` (RGB in [0, 1]) at unchanged brightness."""
     rgb = colour.reshape(3)
-    luma = float(rgb @ np.float32([0.299, 0.587, 0.114]))
+    luma = float(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
     factor = 1 - _TINT + _TINT * rgb / max(luma, 0.05)
     return np.clip(image * factor.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
 

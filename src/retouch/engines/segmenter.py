@@ -54,7 +54,8 @@ def _with_symbolic_size(path: Path) -> bytes:
     for value in [*model.graph.input, *model.graph.output]:
         dims = value.type.tensor_type.shape.dim
         dims[2].dim_param, dims[3].dim_param = "height", "width"
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data
 
 
 def _guided_coefficients(
@@ -107,7 +108,7 @@ def refine_alpha(rgb: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     src = cv2.resize(coarse, small, interpolation=cv2.INTER_AREA)
     a, b = _guided_coefficients(guide, src, max(2, round(3 * max(small) / 320)), _REFINE_EPS)
     # Channel by channel so a 6000x6000 input costs a few HxW float arrays, not HxWx3 ones.
-    alpha = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
+    alpha: np.ndarray = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
     for c in range(3):
         alpha += cv2.resize(a[..., c], (w, h), interpolation=cv2.INTER_LINEAR) * (
             rgb[..., c].astype(np.float32) / 255
@@ -154,7 +155,9 @@ class U2NetSegmenter(OrtModel):
         interpolation = cv2.INTER_AREA if min(rgb.shape[:2]) >= size else cv2.INTER_LINEAR
         x = cv2.resize(rgb, (size, size), interpolation=interpolation)
         x = (x.astype(np.float32) / 255 - _MEAN) / _STD
-        out = self.session.run([self._output], {self._input: x.transpose(2, 0, 1)[None]})[0][0, 0]
+        out: np.ndarray = self.session.run(
+            [self._output], {self._input: x.transpose(2, 0, 1)[None]}
+        )[0][0, 0]
         # Min-max stretching turns a confident map into a clean 0..1 alpha, but on an image with
         # no subject it would blow noise up into "foreground"; a weak map stays weak instead.
         lo, hi = float(out.min()), float(out.max())

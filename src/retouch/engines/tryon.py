@@ -82,7 +82,7 @@ _HAND_VISIBLE = 0.5
 _HAND_REACH = 1.5
 _MIN_HAND_RADIUS = 0.1
 _SKIN_DISTANCE = 14.0
-_SKIN_WEIGHTS = np.float32([0.25, 1, 1])  # L, a, b (OpenCV's 8-bit CIELAB)
+_SKIN_WEIGHTS = np.array([0.25, 1, 1], np.float32)  # L, a, b (OpenCV's 8-bit CIELAB)
 # A garment row wider than this many times the narrowest row below it is a sleeve row: only
 # that narrowest width is fitted to the body, so sleeves reach past the torso onto the arms.
 # Below the factor, a row is a body part of the garment (a bust over a fitted waist).
@@ -169,8 +169,10 @@ def silhouette(alpha: np.ndarray, near: tuple[float, float] | None = None) -> np
     if near is not None:
         ys, xs = np.nonzero(fg)
         d = (xs - near[0]) ** 2 + (ys - near[1]) ** 2
-        return labels == labels[ys[np.argmin(d)], xs[np.argmin(d)]]
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        nearest: np.ndarray = labels == labels[ys[np.argmin(d)], xs[np.argmin(d)]]
+        return nearest
+    result: np.ndarray = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return result
 
 
 def shoulder_span(pose: Pose) -> float:
@@ -184,7 +186,8 @@ def shoulder_span(pose: Pose) -> float:
 
 
 def _mid(pose: Pose, a: int, b: int) -> np.ndarray:
-    return (pose.points[a] + pose.points[b]) / 2
+    result: np.ndarray = (pose.points[a] + pose.points[b]) / 2
+    return result
 
 
 def _span(pose: Pose, a: int, b: int) -> float:
@@ -198,10 +201,10 @@ def body_from_pose(pose: Pose, mask: np.ndarray, rgb: np.ndarray) -> Body:
     shoulders = _mid(pose, lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER)
     span = shoulder_span(pose)
     hips = _mid(pose, lm.LEFT_HIP, lm.RIGHT_HIP)
-    torso = float(np.clip(hips[1] - shoulders[1], *(f * span for f in _TORSO)))
+    torso = float(np.clip(hips[1] - shoulders[1], _TORSO[0] * span, _TORSO[1] * span))
     hip_y = shoulders[1] + torso
     ankles = _mid(pose, lm.LEFT_ANKLE, lm.RIGHT_ANKLE)
-    ankle_y = hip_y + float(np.clip(ankles[1] - hip_y, *(f * torso for f in _LEGS)))
+    ankle_y = hip_y + float(np.clip(ankles[1] - hip_y, _LEGS[0] * torso, _LEGS[1] * torso))
     shoulder = round(shoulders[1] - _SHOULDER_LIFT * span)
     crotch = round(hip_y + _CROTCH * torso)
     left, right = np.full(h, -1), np.full(h, -1)
@@ -275,7 +278,8 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     padded = np.pad(mask, 1).astype(np.uint8)
     flood = padded.copy()
     cv2.floodFill(flood, None, (0, 0), 1)
-    return (padded | (flood == 0))[1:-1, 1:-1].astype(bool)
+    result: np.ndarray = (padded | (flood == 0))[1:-1, 1:-1].astype(bool)
+    return result
 
 
 def protected_region(pose: Pose, rgb: np.ndarray) -> np.ndarray:
@@ -311,7 +315,7 @@ def protected_region(pose: Pose, rgb: np.ndarray) -> np.ndarray:
         # The hand reaches past the finger landmarks (knuckles): extend them from the wrist.
         root = p[wrist]
         tips = [root + _HAND_REACH * (p[i] - root) for i in seen]
-        hand = np.float32([root, *tips])
+        hand = np.array([root, *tips], np.float32)
         radius = max(
             _MIN_HAND_RADIUS * span, 0.5 * float(np.linalg.norm(hand - root, axis=1).max())
         )
@@ -364,7 +368,8 @@ def clothing_region(mask: np.ndarray, body: Body, mode: str) -> np.ndarray:
     region = np.zeros_like(mask)
     ys = slice(start, max(start, stop))
     region[ys] = (cols >= body.left[ys, None]) & (cols < body.right[ys, None])
-    return region & mask & ~body.protected
+    result: np.ndarray = region & mask & ~body.protected
+    return result
 
 
 def _check(person: np.ndarray, garment: np.ndarray, mode: str) -> None:
@@ -424,7 +429,7 @@ class GeometricTryOn:
         trunk = (body.right - body.left)[y0:y1]
         span = _SHADING_SPAN * float(np.median(trunk[trunk > 0]))
         source = person[box].astype(np.float32)
-        luminance = source @ np.float32([0.299, 0.587, 0.114])
+        luminance = source @ np.array([0.299, 0.587, 0.114], np.float32)
         shade = luminance / np.maximum(_level(luminance, cover, span), 1.0)
         shade = np.clip(shade, *_SHADE_RANGE)
         a = cover[..., None]
@@ -471,7 +476,7 @@ def _warp(
         return None
     solid = np.argwhere(garment[..., 3] >= 128)
     (g0, f0), (g1, f1) = solid.min(axis=0), solid.max(axis=0) + 1
-    crop = garment[g0:g1, f0:f1].astype(np.float32) / 255
+    crop: np.ndarray = garment[g0:g1, f0:f1].astype(np.float32) / 255
     crop[..., :3] *= crop[..., 3:]  # premultiplied, so transparent colours never bleed in
     # Resampled to about the region's height first: remap alone would alias a large garment.
     factor = (stop - start) / crop.shape[0]
@@ -562,8 +567,8 @@ def _sleeve(
     if not 0 <= i < len(left) or not has[i]:
         return None
     edge = centre[top] + (fit[top] / 2 if side else -fit[top] / 2)
-    anchor_g = np.float32([edge, top])
-    anchor = np.float32([mid[i] + (edge - centre[top]) / scale[i], y])
+    anchor_g = np.array([edge, top], np.float32)
+    anchor = np.array([mid[i] + (edge - centre[top]) / scale[i], y], np.float32)
     pts = np.argwhere(solid)[:, ::-1].astype(np.float32)
     tip = pts[np.argmax(np.linalg.norm(pts - anchor_g, axis=1))]
     shoulder, elbow = body.arms[side]
@@ -572,7 +577,7 @@ def _sleeve(
     turn = float(want - have)
     k = 1 / float(scale[i])
     c, s = np.cos(turn) * k, np.sin(turn) * k
-    matrix = np.float32([[c, -s, 0], [s, c, 0]])
+    matrix = np.array([[c, -s, 0], [s, c, 0]], np.float32)
     matrix[:, 2] = anchor - matrix[:, :2] @ anchor_g
     xs = (pts @ matrix[:, :2].T + matrix[:, 2])[:, 0]
     return int(xs.min()) - 1, int(np.ceil(xs.max())) + 2, matrix, arm

@@ -155,7 +155,7 @@ def _settle(out: np.ndarray, rgb: np.ndarray, scale: int) -> np.ndarray:
         # A runaway's neighbours are wrong too, only less: widen the patch, then feather it.
         radius = 4 * scale
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
-        weight = cv2.dilate(runaway, disc).astype(np.float32)
+        weight: np.ndarray = cv2.dilate(runaway, disc).astype(np.float32)
         weight = cv2.GaussianBlur(weight, (0, 0), radius / 2)[..., None]
         fallback = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC)
         out += weight * (fallback - out)

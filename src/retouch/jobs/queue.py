@@ -36,7 +36,10 @@ class RedisJobQueue:
     async def pop(self, *, timeout: float) -> str | None:
         async with _unavailable_on_failure():
             item = await self._redis.brpop([self._key], timeout=timeout)
-        return item[1].decode() if item else None
+        if not item:
+            return None
+        job_id = item[1]
+        return job_id.decode() if isinstance(job_id, bytes) else job_id
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -75,7 +75,9 @@ def place_subject(
         # Enlarging straight onto the visible part: a scale of 10 never builds the whole
         # 10x image. The matrix is cv2.resize's pixel-centre mapping shifted onto the canvas.
         fx, fy = nw / w, nh / h
-        matrix = np.float32([[fx, 0, (fx - 1) / 2 + left - x0], [0, fy, (fy - 1) / 2 + top - y0]])
+        matrix = np.array(
+            [[fx, 0, (fx - 1) / 2 + left - x0], [0, fy, (fy - 1) / 2 + top - y0]], np.float32
+        )
         return cv2.warpAffine(
             plane,
             matrix,
@@ -155,7 +157,7 @@ def contact_shadow(canvas_rgba: np.ndarray, *, strength: float = 0.6) -> np.ndar
     # The occlusion line: the foot nudged down by a pixel or so and blurred just enough to be
     # soft; scaled with the subject so a large product does not get a hairline.
     reach = max(0.012 * height, 0.6)
-    nudge = np.float32([[1, 0, 0], [0, 1, reach]])
+    nudge = np.array([[1, 0, 0], [0, 1, reach]], np.float32)
     occlusion = cv2.warpAffine(foot, nudge, size, flags=cv2.INTER_LINEAR)
     occlusion = np.minimum(cv2.GaussianBlur(occlusion, (0, 0), reach) * 1.6, 1)
 
@@ -164,7 +166,8 @@ def contact_shadow(canvas_rgba: np.ndarray, *, strength: float = 0.6) -> np.ndar
     # as a dark halo, on the wall when the subject stands close to it.
     density *= np.clip((rows - ankle + axes[1]) / axes[1], 0, 1)
     shadow = cv2.resize(density, (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.clip(shadow * float(np.clip(strength, 0, 1)), 0, 1)
+    result: np.ndarray = np.clip(shadow * float(np.clip(strength, 0, 1)), 0, 1)
+    return result
 
 
 def composite(

@@ -90,11 +90,13 @@ def _decontaminate(rgb: np.ndarray, alpha: np.ndarray, edge: np.ndarray) -> np.n
 
 
 def _weighted_mean(x: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
-    return cv2.blur(x * weight, (k, k)) / (cv2.blur(weight, (k, k))[..., None] + 1e-5)
+    result: np.ndarray = cv2.blur(x * weight, (k, k)) / (cv2.blur(weight, (k, k))[..., None] + 1e-5)
+    return result
 
 
 def _fuse(image: np.ndarray, a: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    return np.clip(fg + a * (image - a * fg - (1 - a) * bg), 0, 255)
+    result: np.ndarray = np.clip(fg + a * (image - a * fg - (1 - a) * bg), 0, 255)
+    return result
 
 
 def subject_box(
@@ -237,13 +239,15 @@ def cast_shadow(
     spread = -light_y * small[1] / 2 / light_height * _FLOOR_TILT
     spread = math.copysign(max(abs(spread), _MIN_SPREAD), spread)
     # (x, y) at height g - y lands at (x + shear * (g - y), g + spread * (g - y)).
-    project = np.float32([[1, -shear, shear * ground], [0, -spread, ground * (1 + spread)]])
+    project = np.array(
+        [[1, -shear, shear * ground], [0, -spread, ground * (1 + spread)]], np.float32
+    )
 
     # Bands overlap as tents (weights sum to 1 at every height), so the penumbra widens smoothly
     # instead of stepping at band edges.
     elevation = np.clip(ground - np.arange(small[1], dtype=np.float32), 0, height)[:, None]
     step = height / _BANDS
-    density = np.zeros_like(mask)
+    density: np.ndarray = np.zeros_like(mask)
     for band in range(_BANDS + 1):
         weight = np.clip(1 - np.abs(elevation / step - band), 0, None)
         cast = cv2.warpAffine(mask * weight, project, small, flags=cv2.INTER_LINEAR)

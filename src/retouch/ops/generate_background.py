@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -32,6 +33,15 @@ class SceneRequest:
     prompt: str | None = None
     negative_prompt: str | None = None
     seed: int = 0
+
+
+class _SceneKeywords(TypedDict):
+    """A ``SceneRequest`` as the keywords both generator Protocols take."""
+
+    scene: str | None
+    prompt: str | None
+    negative_prompt: str | None
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ def compose_scene(
         x_center=placement.x_center,
         y_center=placement.y_center,
     )
-    request = {
+    request: _SceneKeywords = {
         "scene": scene.scene,
         "prompt": scene.prompt,
         "negative_prompt": scene.negative_prompt,
@@ -137,18 +147,20 @@ def cast_shadow(canvas: np.ndarray, light: float) -> np.ndarray:
     base, tall = box.bottom * scale, (box.bottom - box.top) * scale
     lean, squash = _CAST_LEAN * -light, _CAST_LENGTH
     # A point at height t above the foot lands at (x + lean * t, base - squash * t).
-    matrix = np.float32([[1, -lean, lean * base], [0, squash, base * (1 - squash)]])
+    matrix = np.array([[1, -lean, lean * base], [0, squash, base * (1 - squash)]], np.float32)
     laid = cv2.warpAffine(alpha, matrix, size, flags=cv2.INTER_LINEAR)
     near = cv2.GaussianBlur(laid, (0, 0), max(0.01 * tall, 0.6))
     far = cv2.GaussianBlur(laid, (0, 0), max(0.06 * tall, 1.0))
     rows = np.arange(size[1], dtype=np.float32)[:, None]
     reach = np.clip((base - rows) / max(squash * tall, 1.0), 0, 1)
     shadow = _mix_planes(near, far, reach) * (1 - 0.8 * reach) * (rows < base + 1)
-    return cv2.resize(shadow * _CAST_DENSITY, (w, h), interpolation=cv2.INTER_LINEAR)
+    result: np.ndarray = cv2.resize(shadow * _CAST_DENSITY, (w, h), interpolation=cv2.INTER_LINEAR)
+    return result
 
 
 def _mix_planes(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    return a + (b - a) * t
+    result: np.ndarray = a + (b - a) * t
+    return result
 
 
 def relight(canvas: np.ndarray, background: np.ndarray, light: float) -> np.ndarray:

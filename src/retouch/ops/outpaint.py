@@ -211,7 +211,8 @@ def _seam_offset(inner: np.ndarray, weight: np.ndarray, outer: np.ndarray) -> np
     # Per position: sum of weight * (inner - outer mean), then divided by the smoothed weight.
     support = _smooth_along(weights.sum(0)[:, None])
     offset = _smooth_along(diff) / np.maximum(support, _MIN_SEAM_SUPPORT)
-    return np.sign(offset) * np.maximum(np.abs(offset) - _SEAM_TOLERANCE, 0)
+    result: np.ndarray = np.sign(offset) * np.maximum(np.abs(offset) - _SEAM_TOLERANCE, 0)
+    return result
 
 
 def _smooth_along(profile: np.ndarray) -> np.ndarray:

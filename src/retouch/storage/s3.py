@@ -40,16 +40,6 @@ _EXPIRES = "expires-at"
 _MISSING = frozenset({"NoSuchKey", "NotFound", "404"})
 # delete_objects takes at most this many keys a call.
 _DELETE_BATCH = 1000
-# Short timeouts and one retry: a result request should fail in seconds, not hang a worker
-# thread, when storage is down. Reads are per socket read, not per object, so large results fit.
-_CONFIG = {
-    # Presigned URLs default to the legacy SigV2 in us-east-1; SigV4 works in every region and
-    # with every S3-compatible server.
-    "signature_version": "s3v4",
-    "connect_timeout": 2,
-    "read_timeout": 10,
-    "retries": {"mode": "standard", "max_attempts": 2},
-}
 
 
 class S3ResultStore:
@@ -236,7 +226,17 @@ def _parse_url(url: str) -> tuple[str, str]:
 
 
 def _new_client(endpoint_url: str | None) -> Any:
-    config = Config(**_CONFIG)
+    # Short timeouts and one retry: a result request should fail in seconds, not hang a worker
+    # thread, when storage is down. Reads are per socket read, not per object, so large
+    # results fit.
+    config = Config(
+        # Presigned URLs default to the legacy SigV2 in us-east-1; SigV4 works in every region
+        # and with every S3-compatible server.
+        signature_version="s3v4",
+        connect_timeout=2,
+        read_timeout=10,
+        retries={"mode": "standard", "max_attempts": 2},
+    )
     if endpoint_url is not None:
         # S3-compatible servers rarely have wildcard DNS for virtual-hosted buckets, and some
         # reject the CRC checksums boto3 adds by default since 1.36; send them only where the
