@@ -66,7 +66,12 @@ class Engines:
             )
         else:
             backgrounds = create_background_generator(settings.background_generator)
-        segmenter = create_segmenter(settings.segmenter, threads=threads)
+        segmenter = create_segmenter(
+            settings.segmenter,
+            threads=threads,
+            lone_threads=settings.lone_inference_threads or settings.cpu_threads,
+            runtime=settings.segmenter_runtime,
+        )
         return cls(
             segmenter=segmenter,
             upscaler=create_upscaler(settings.upscaler, threads=threads),
