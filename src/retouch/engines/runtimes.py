@@ -54,12 +54,21 @@ class OrtRunner(OrtModel):
 class OpenVinoRunner:
     """One compiled model per input size (static shapes are OpenVINO's fast path on CPU).
 
-    An infer request is not thread-safe, so each call borrows one from a pool that grows to
-    the number of concurrent callers.
+    A compiled model runs its infer requests on its streams, one at a time per stream, so it
+    gets ``streams`` streams of ``threads`` threads each: as many inferences at once as callers
+    can bring. An infer request is not thread-safe, so each call borrows one from a pool that
+    grows to the number of concurrent callers.
     """
 
     def __init__(
-        self, path: Path, *, threads: int, sizes: tuple[int, ...], bf16: bool, name: str
+        self,
+        path: Path,
+        *,
+        threads: int,
+        streams: int,
+        sizes: tuple[int, ...],
+        bf16: bool,
+        name: str,
     ) -> None:
         try:
             import openvino as ov
@@ -75,10 +84,9 @@ class OpenVinoRunner:
         self.runtime = f"openvino-{precision}"
         self.threads = threads
         config = {
-            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_NUM_THREADS": threads * streams,
             "INFERENCE_PRECISION_HINT": precision,
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
+            "NUM_STREAMS": streams,
         }
         log.info(
             "Loading %s on OpenVINO %s: %s, sizes %s", name, ov.__version__, config, list(sizes)
@@ -107,14 +115,27 @@ class OpenVinoRunner:
 
 
 def create_runner(
-    runtime: str, model: bytes, *, path: Path, threads: int, sizes: tuple[int, ...], name: str
+    runtime: str,
+    model: bytes,
+    *,
+    path: Path,
+    threads: int,
+    streams: int = 1,
+    sizes: tuple[int, ...],
+    name: str,
 ) -> Runner:
     """``model`` is the ONNX file with free height and width (ONNX Runtime's input); OpenVINO
-    reads ``path`` and fixes the sizes itself."""
+    reads ``path`` and fixes the sizes itself. ``streams`` is how many calls may run at once
+    (ONNX Runtime sessions take any number)."""
     if runtime == "onnxruntime":
         return OrtRunner(model, threads=threads, name=name)
     if runtime in ("openvino", "openvino-bf16"):
         return OpenVinoRunner(
-            path, threads=threads, sizes=sizes, bf16=runtime == "openvino-bf16", name=name
+            path,
+            threads=threads,
+            streams=streams,
+            sizes=sizes,
+            bf16=runtime == "openvino-bf16",
+            name=name,
         )
     raise ValueError(f"unknown segmenter runtime {runtime!r}; known: {', '.join(RUNTIMES)}")

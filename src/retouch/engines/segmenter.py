@@ -173,12 +173,15 @@ class U2NetSegmenter:
         model = _with_symbolic_size(path)
         lone = max(threads, lone_threads or threads)
 
-        def runner(count: int) -> Runner:
+        def runner(count: int, streams: int) -> Runner:
             name = f"u2netp ({count} thread{'s' * (count > 1)})"
-            return create_runner(runtime, model, path=path, threads=count, sizes=sizes, name=name)
+            return create_runner(
+                runtime, model, path=path, threads=count, streams=streams, sizes=sizes, name=name
+            )
 
-        self.busy_model = runner(threads)
-        self.lone_model = self.busy_model if lone == threads else runner(lone)
+        # Under load as many calls run at once as there are cores for lone_threads.
+        self.busy_model = runner(threads, max(1, lone // threads))
+        self.lone_model = self.busy_model if lone == threads else runner(lone, 1)
         self.runtime = self.busy_model.runtime
         log.info(
             "Segmenter u2netp on %s: %d intra-op thread(s) under load, %d for a lone request",
