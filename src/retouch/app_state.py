@@ -71,6 +71,7 @@ class Engines:
             threads=threads,
             lone_threads=settings.lone_inference_threads or settings.cpu_threads,
             runtime=settings.segmenter_runtime,
+            models_dir=settings.models_dir,
         )
         return cls(
             segmenter=segmenter,

@@ -215,6 +215,11 @@ class Settings(BaseSettings):
         return self.worker_threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     @property
+    def models_dir(self) -> Path:
+        """Where ``retouch models install`` puts operator-installed models."""
+        return self.data_dir / "models"
+
+    @property
     def results_dir(self) -> Path:
         return self.data_dir / "results"
 

@@ -255,17 +255,30 @@ SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
 
 
 def create_segmenter(
-    name: str, *, threads: int, lone_threads: int | None = None, runtime: str = "onnxruntime"
+    name: str,
+    *,
+    threads: int,
+    lone_threads: int | None = None,
+    runtime: str = "onnxruntime",
+    models_dir: Path | None = None,
 ) -> Segmenter:
     """The segmenter registered under ``name``, with its model loaded on ``runtime``.
 
     ``threads`` intra-op threads per inference under load, ``lone_threads`` (default: the same)
-    for an inference that runs alone.
+    for an inference that runs alone. ``models_dir`` holds operator-installed models (isnet).
     """
+    if name == "isnet":
+        # Imported here: the opt-in tier stays out of the default path entirely.
+        from retouch.engines.isnet import ISNetSegmenter
+
+        if runtime != "onnxruntime":
+            raise ValueError("the isnet segmenter runs on onnxruntime only")
+        if models_dir is None:
+            raise ValueError("the isnet segmenter needs the models directory")
+        return ISNetSegmenter(models_dir=models_dir, threads=threads)
     try:
         factory = SEGMENTERS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown segmenter {name!r}; known: {', '.join(sorted(SEGMENTERS))}"
-        ) from None
+        known = ", ".join(sorted([*SEGMENTERS, "isnet"]))
+        raise ValueError(f"unknown segmenter {name!r}; known: {known}") from None
     return factory(threads=threads, lone_threads=lone_threads, runtime=runtime)
