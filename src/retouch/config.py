@@ -116,8 +116,9 @@ class Settings(BaseSettings):
     )
     segmenter: str = Field(default="u2netp", description="Background-removal model.")
     segmenter_runtime: Literal["onnxruntime", "openvino", "openvino-bf16"] = Field(
-        default="onnxruntime",
-        description="Runtime of the background-removal model; openvino needs the openvino extra.",
+        default="openvino-bf16",
+        description="Runtime of the background-removal model (bf16 falls back to f32 on CPUs "
+        "without it).",
     )
     stage_timings: bool = Field(
         default=False,
