@@ -116,9 +116,9 @@ class Settings(BaseSettings):
     )
     segmenter: str = Field(default="u2netp", description="Background-removal model.")
     segmenter_runtime: Literal["onnxruntime", "openvino", "openvino-bf16"] = Field(
-        default="openvino-bf16",
-        description="Runtime of the background-removal model (bf16 falls back to f32 on CPUs "
-        "without it).",
+        default="openvino",
+        description="Runtime of the background-removal model: openvino (f32), openvino-bf16 "
+        "(f32 on CPUs without bf16) or onnxruntime.",
     )
     stage_timings: bool = Field(
         default=False,
