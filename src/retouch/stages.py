@@ -6,8 +6,9 @@ two clock reads per stage and nothing at all unless a caller opened ``collect()`
 doing the work: stages elsewhere (the batch CLI, tests) run untimed.
 
 Each stage records the wall time and the calling thread's CPU time. ONNX Runtime's extra
-intra-op threads are not the calling thread, so a model run on several threads shows more wall
-than CPU; the ``threads`` a stage reports lets a reader see that.
+intra-op threads, and OpenVINO's stream threads (which do all of its work), are not the calling
+thread, so such a model run shows more wall than CPU; the ``threads`` a stage reports lets a
+reader see that, and the bench counts the rest from the process's own CPU time.
 """
 
 from __future__ import annotations
