@@ -73,7 +73,13 @@ class Engines:
             backgrounds = create_background_generator(
                 settings.background_generator, encoder=MiniLmEncoder(threads=threads)
             )
-        segmenter = create_segmenter(settings.segmenter, threads=threads)
+        segmenter = create_segmenter(
+            settings.segmenter,
+            threads=threads,
+            lone_threads=settings.lone_inference_threads or settings.cpu_threads,
+            runtime=settings.segmenter_runtime,
+            models_dir=settings.models_dir,
+        )
         pose = create_pose_estimator(threads=threads)
         return cls(
             segmenter=segmenter,

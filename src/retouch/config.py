@@ -109,7 +109,22 @@ class Settings(BaseSettings):
     inference_threads: Annotated[int, Field(ge=1)] = Field(
         default=1, description="ONNX Runtime intra-op threads per inference."
     )
+    lone_inference_threads: Annotated[int | None, Field(ge=1)] = Field(
+        default=None,
+        description="Intra-op threads for an inference that runs alone, so a lone request uses "
+        "every core (default: the worker threads); under load each gets inference_threads.",
+    )
     segmenter: str = Field(default="u2netp", description="Background-removal model.")
+    segmenter_runtime: Literal["onnxruntime", "openvino", "openvino-bf16"] = Field(
+        default="openvino",
+        description="Runtime of the background-removal model: openvino (f32), openvino-bf16 "
+        "(f32 on CPUs without bf16) or onnxruntime.",
+    )
+    stage_timings: bool = Field(
+        default=False,
+        description="Log each remove-background request's CPU and wall time per stage "
+        "(decode, model, refine, cutout, encode); for benchmarks.",
+    )
     upscaler: str = Field(
         default="span", description="Upscale engine: span (neural) or bicubic (baseline)."
     )
@@ -239,6 +254,11 @@ class Settings(BaseSettings):
     @property
     def cpu_threads(self) -> int:
         return self.worker_threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    @property
+    def models_dir(self) -> Path:
+        """Where ``retouch models install`` puts operator-installed models."""
+        return self.data_dir / "models"
 
     @property
     def results_dir(self) -> Path:

@@ -5,6 +5,7 @@ the same images."""
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from pydantic import BaseModel
 
@@ -31,6 +32,9 @@ from retouch.schemas import (
     RemoveBackgroundRequest,
     UpscaleRequest,
 )
+from retouch.stages import collect, stage
+
+log = logging.getLogger(__name__)
 
 # Which scene generate-background drew: a preset, or the library scene its prompt chose.
 SCENE_HEADER = "X-Retouch-Scene"
@@ -68,14 +72,28 @@ def request_seed(image: bytes, params: BaseModel) -> int:
 def remove_background(
     params: RemoveBackgroundRequest, data: bytes, engines: Engines, settings: Settings
 ) -> Output:
+    if not settings.stage_timings:
+        return _remove_background(params, data, engines, settings)
+    with collect() as times:
+        output = _remove_background(params, data, engines, settings)
+    log.info("remove-background stages", extra={"stages": times.as_log()})
+    return output
+
+
+def _remove_background(
+    params: RemoveBackgroundRequest, data: bytes, engines: Engines, settings: Settings
+) -> Output:
+    with stage("decode"):
+        pixels = decode_input(settings, data).pixels
     rgba = cut_out(
-        decode_input(settings, data).pixels,
+        pixels,
         segmenter=engines.segmenter,
         crop=params.crop_spec(),
         shadow=params.shadow_spec(),
         max_side=settings.image_max_side,
     )
-    return Output(encode_png(rgba), "image/png")
+    with stage("encode"):
+        return Output(encode_png(rgba), "image/png")
 
 
 def upscale(params: UpscaleRequest, data: bytes, engines: Engines, settings: Settings) -> Output:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 import uuid
@@ -636,3 +637,36 @@ def test_a_client_gone_while_its_image_runs_is_charged_and_can_replay_it(
             time.sleep(0.05)
         assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
         assert balance(services, account) == 99
+
+
+@pytest.mark.slow
+@pytest.mark.settings(stage_timings=True)
+def test_stage_timings_are_logged_per_request(
+    client: httpx.Client, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    account = make_account(services, credits=2)
+    image, _ = composite("gradient")
+    with caplog.at_level(logging.INFO, logger="retouch.processing"):
+        response = client.post(
+            ENDPOINT, headers={**account.headers, "Accept": "image/*"}, **upload(image)
+        )
+    assert response.status_code == 200, response.text
+    (record,) = [r for r in caplog.records if r.getMessage() == "remove-background stages"]
+    stages = record.__dict__["stages"]
+    assert list(stages) == ["decode", "model_input", "model", "refine", "cutout", "encode"]
+    assert all(s["wall_ms"] >= 0 and s["cpu_ms"] >= 0 for s in stages.values())
+    assert stages["model"]["threads"] == services.settings.cpu_threads
+
+
+@pytest.mark.slow
+def test_stage_timings_are_off_by_default(
+    client: httpx.Client, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    account = make_account(services, credits=2)
+    image, _ = composite("gradient")
+    with caplog.at_level(logging.INFO, logger="retouch.processing"):
+        response = client.post(
+            ENDPOINT, headers={**account.headers, "Accept": "image/*"}, **upload(image)
+        )
+    assert response.status_code == 200, response.text
+    assert "remove-background stages" not in caplog.text

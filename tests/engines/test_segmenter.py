@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -10,6 +12,7 @@ import pytest
 
 from retouch.engines.segmenter import U2NetSegmenter, create_segmenter
 from retouch.ops.cutout import subject_box
+from retouch.stages import collect
 from tests.utils.images import BACKGROUNDS, SIZE, composite, iou
 
 
@@ -102,3 +105,61 @@ def test_high_quality_variant_runs_at_two_sizes() -> None:
     model = create_segmenter("u2netp-hq", threads=1)
     img, truth = composite("blobs", seed=2)
     assert iou(model.mask(img) > 0.5, truth) >= 0.9
+
+
+@pytest.mark.slow
+def test_a_lone_mask_uses_every_thread_and_concurrent_ones_one_each() -> None:
+    model = U2NetSegmenter(threads=1, lone_threads=2)
+    img, truth = composite("gradient")
+    with collect() as times:
+        alpha = model.mask(img)
+    assert times.threads["model"] == 2
+    assert iou(alpha > 0.5, truth) >= 0.9
+
+    # Hold one call inside the model; a second call meanwhile must get the one-thread session.
+    inside, release = threading.Event(), threading.Event()
+    lone = model.lone_model
+
+    class Held:
+        runtime, threads = lone.runtime, lone.threads
+
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            inside.set()
+            release.wait(30)
+            return lone(x)
+
+    model.lone_model = Held()
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(model.mask, img)
+        assert inside.wait(30)
+        with collect() as times:
+            second = model.mask(img)
+        release.set()
+        np.testing.assert_array_equal(first.result(), alpha)
+    assert times.threads["model"] == 1
+    assert iou(second > 0.5, truth) >= 0.9
+
+
+def test_unknown_runtime_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="onnxruntime, openvino, openvino-bf16"):
+        create_segmenter("u2netp", threads=1, runtime="tensorflow")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["openvino", "openvino-bf16"])
+def test_openvino_finds_the_same_subjects(
+    runtime: str, shots: dict[str, Shot], caplog: pytest.LogCaptureFixture
+) -> None:
+    """f32 must match ONNX Runtime; bf16 (f32 on CPUs without it) may differ a little."""
+    pytest.importorskip("openvino")
+    with caplog.at_level(logging.INFO):
+        model = create_segmenter("u2netp", threads=1, lone_threads=2, runtime=runtime)
+    assert isinstance(model, U2NetSegmenter)
+    assert model.runtime in {"openvino-f32", "openvino-bf16"}
+    assert f"on {model.runtime}" in caplog.text  # the choice is logged at start
+    for name, (img, truth, _, served) in shots.items():
+        alpha = model.mask(img)
+        assert alpha.shape == served.shape and alpha.dtype == np.float32
+        if model.runtime == "openvino-f32":
+            assert np.abs(alpha - served).max() < 0.02, name
+        assert iou(alpha > 0.5, truth) >= iou(served > 0.5, truth) - 0.02, name

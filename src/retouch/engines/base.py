@@ -122,7 +122,15 @@ class OrtModel:
     threads and concurrency comes from the request executor, not from ORT's own inter-op pool.
     """
 
-    def __init__(self, model: str | bytes, *, threads: int = 1, name: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | bytes,
+        *,
+        threads: int = 1,
+        name: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> None:
+        """``config`` adds ORT session config entries (``session.intra_op.allow_spinning``...)."""
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.name = name or type(self).__name__
@@ -135,15 +143,18 @@ class OrtModel:
         # The arena grows by roughly one activation set per concurrent run and never shrinks;
         # without it memory follows the work actually in flight.
         options.enable_cpu_mem_arena = False
+        for key, value in (config or {}).items():
+            options.add_session_config_entry(key, value)
         providers = ["CPUExecutionProvider"]
         log.info(
             "Loading %s: providers=%s intra_op_num_threads=%d inter_op_num_threads=%d "
-            "execution_mode=%s enable_cpu_mem_arena=%s",
+            "execution_mode=%s enable_cpu_mem_arena=%s config=%s",
             self.name,
             providers,
             options.intra_op_num_threads,
             options.inter_op_num_threads,
             options.execution_mode.name,
             options.enable_cpu_mem_arena,
+            config or {},
         )
         self.session = ort.InferenceSession(model, sess_options=options, providers=providers)

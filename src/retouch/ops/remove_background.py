@@ -14,6 +14,7 @@ from retouch.ops.cutout import (
     subject_box,
 )
 from retouch.specs import CropSpec, ShadowSpec
+from retouch.stages import stage
 
 # Alpha above which a pixel counts for the crop box: low enough to keep a soft rim and the faint
 # end of a shadow, high enough to ignore the refinement's near-zero noise.
@@ -40,16 +41,18 @@ def remove_background(
         alpha = alpha * (pixels[..., 3].astype(np.float32) / 255)
     if subject_box(alpha) is None:
         raise UnknownForeground("No foreground subject could be detected in the image")
-    result = cutout(rgb, alpha)
+    with stage("cutout"):
+        result = cutout(rgb, alpha)
     if shadow is not None:
-        result = cast_shadow(
-            result,
-            opacity=shadow.opacity,
-            light_size=shadow.light_size,
-            light_x=shadow.light_x,
-            light_y=shadow.light_y,
-            light_z=shadow.light_z,
-        )
+        with stage("shadow"):
+            result = cast_shadow(
+                result,
+                opacity=shadow.opacity,
+                light_size=shadow.light_size,
+                light_x=shadow.light_x,
+                light_y=shadow.light_y,
+                light_z=shadow.light_z,
+            )
     if crop is None:
         return result
     # The crop keeps everything visible: the subject's soft rim and, when cast, its shadow.
