@@ -226,7 +226,12 @@ class Ledger:
     def release(self, *, account_id: int, request_id: str) -> Hold | None:
         """Refund a reservation that was not committed. Idempotent; None if there was none."""
         with self._sessions.begin() as session:
-            return self._release(session, account_id=account_id, request_id=request_id)[0]
+            return self.release_in(session, account_id=account_id, request_id=request_id)
+
+    def release_in(self, session: Session, *, account_id: int, request_id: str) -> Hold | None:
+        """``release`` inside the caller's transaction, so the refund commits (or not) with
+        whatever else that transaction changes."""
+        return self._release(session, account_id=account_id, request_id=request_id)[0]
 
     def _release(
         self, session: Session, *, account_id: int, request_id: str

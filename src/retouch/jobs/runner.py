@@ -231,19 +231,22 @@ class JobRunner:
         *,
         sources: tuple[JobStatus, ...] = (JobStatus.PENDING, JobStatus.RUNNING),
     ) -> bool:
+        ledger = self.services.ledger
         with anyio.CancelScope(shield=True):
             if not await run_in_threadpool(
-                self.store.fail,
-                job.id,
-                code=code,
-                message=message,
-                sources=sources,
-                webhook=_hooked(job),
+                partial(
+                    self.store.fail,
+                    job.id,
+                    code=code,
+                    message=message,
+                    sources=sources,
+                    webhook=_hooked(job),
+                    then=lambda session: ledger.release_in(
+                        session, account_id=job.account_id, request_id=job.id
+                    ),
+                )
             ):
                 return False
-            await run_in_threadpool(
-                self.services.ledger.release, account_id=job.account_id, request_id=job.id
-            )
         self._notify(job)
         return True
 

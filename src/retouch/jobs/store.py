@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,12 +113,22 @@ class JobStore:
             row = session.scalar(query)
             return _view(row) if row else None
 
-    def _transition(self, job_id: str, sources: tuple[JobStatus, ...], **values: Any) -> bool:
+    def _transition(
+        self,
+        job_id: str,
+        sources: tuple[JobStatus, ...],
+        *,
+        then: Callable[[Session], object] | None = None,
+        **values: Any,
+    ) -> bool:
         with self._sessions.begin() as session:
             result = session.execute(
                 update(Job).where(Job.id == job_id, Job.status.in_(sources)).values(**values)
             )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            moved = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            if moved and then is not None:
+                then(session)
+            return moved
 
     def claim(self, job_id: str) -> bool:
         """pending -> running, for exactly one caller."""
@@ -157,11 +168,16 @@ class JobStore:
         message: str,
         sources: tuple[JobStatus, ...] = (JobStatus.PENDING, JobStatus.RUNNING),
         webhook: bool = False,
+        then: Callable[[Session], object] | None = None,
     ) -> bool:
-        """Fail a job that hasn't finished; False when it already had."""
+        """Fail a job that hasn't finished; False when it already had.
+
+        ``then`` runs in the same transaction once the job has moved (the refund), so nobody
+        ever sees a failed job whose credits are still held."""
         return self._transition(
             job_id,
             sources,
+            then=then,
             status=JobStatus.FAILED,
             error_code=code,
             error_message=message,
