@@ -133,10 +133,10 @@ def fit(image: np.ndarray, width: int) -> np.ndarray:
     return box
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/quality/try-on.png"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     segmenter = create_segmenter("u2netp", threads=1)
     model = MediaPipePose()
